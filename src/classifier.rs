@@ -1,0 +1,182 @@
+//! The one path from image bytes to labelled predictions, shared by the HTTP routes and the CLI.
+
+use std::time::Instant;
+
+use ndarray::{Array4, ArrayView1, Axis};
+use serde::Serialize;
+
+use crate::config::ImageLimits;
+use crate::error::Error;
+use crate::model::{Model, ModelInfo};
+use crate::preprocess;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub label: String,
+    pub index: usize,
+    pub probability: f32,
+}
+
+/// Milliseconds spent in each stage. For a batch, `inference` is the whole batch's run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub decode: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Classification {
+    pub predictions: Vec<Prediction>,
+    pub timings_ms: Timings,
+}
+
+/// A loaded model plus the limits every image is held to.
+#[derive(Debug)]
+pub struct Classifier {
+    model: Model,
+    limits: ImageLimits,
+}
+
+fn millis_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Softmax of one row of logits, computed in f64 so large logits cannot overflow.
+pub fn softmax(logits: ArrayView1<f32>) -> Vec<f64> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// The `k` most probable classes, most probable first (ties keep the lower index first).
+pub fn top_k(probabilities: &[f64], labels: &[String], k: usize) -> Vec<Prediction> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| {
+        probabilities[b]
+            .total_cmp(&probabilities[a])
+            .then(a.cmp(&b))
+    });
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Prediction {
+            label: labels[index].clone(),
+            index,
+            probability: probabilities[index] as f32,
+        })
+        .collect()
+}
+
+impl Classifier {
+    pub fn new(model: Model, limits: ImageLimits) -> Self {
+        Classifier { model, limits }
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        self.model.info()
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Checks a requested `top_k` against the number of classes.
+    pub fn check_top_k(&self, k: usize) -> Result<usize, Error> {
+        let classes = self.info().num_classes();
+        if k == 0 || k > classes {
+            return Err(Error::InvalidParameter(format!(
+                "top_k must be between 1 and {classes}, got {k}"
+            )));
+        }
+        Ok(k)
+    }
+
+    /// Classifies several images in one model run; the results keep the order of `images`.
+    /// An image that cannot be used fails the whole call, naming its position.
+    pub fn classify_batch<B: AsRef<[u8]>>(
+        &self,
+        images: &[B],
+        top_k: usize,
+    ) -> Result<Vec<Classification>, Error> {
+        let k = self.check_top_k(top_k)?;
+        let [c, h, w] = self.info().input_chw();
+        let mut batch = Array4::zeros((images.len(), c, h, w));
+        let mut timings = vec![Timings::default(); images.len()];
+
+        for (index, bytes) in images.iter().enumerate() {
+            let in_batch = |error| {
+                if images.len() > 1 {
+                    Error::in_batch(index, error)
+                } else {
+                    error
+                }
+            };
+
+            let start = Instant::now();
+            let image = preprocess::decode(bytes.as_ref(), self.limits).map_err(in_batch)?;
+            timings[index].decode = millis_since(start);
+
+            let start = Instant::now();
+            let tensor = preprocess::to_tensor(&image, &self.info().preprocessing, self.limits)
+                .map_err(in_batch)?;
+            batch.index_axis_mut(Axis(0), index).assign(&tensor);
+            timings[index].preprocess = millis_since(start);
+        }
+
+        let start = Instant::now();
+        let logits = self
+            .model
+            .run(batch)
+            .map_err(|e| Error::Inference(format!("{e:#}")))?;
+        let inference = millis_since(start);
+
+        let labels = &self.info().labels;
+        let results = logits
+            .outer_iter()
+            .zip(timings)
+            .map(|(row, timings)| Classification {
+                predictions: self::top_k(&softmax(row), labels, k),
+                timings_ms: Timings {
+                    inference,
+                    ..timings
+                },
+            })
+            .collect();
+        Ok(results)
+    }
+
+    /// Classifies one image.
+    pub fn classify(&self, image: &[u8], top_k: usize) -> Result<Classification, Error> {
+        let mut results = self.classify_batch(&[image], top_k)?;
+        Ok(results.remove(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr1;
+
+    #[test]
+    fn softmax_sums_to_one_and_survives_large_logits() {
+        let p = softmax(arr1(&[1000.0f32, 1000.0, 998.0]).view());
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((p[0] - p[1]).abs() < 1e-12);
+        assert!((p[2] - (-2.0f64).exp() / (2.0 + (-2.0f64).exp())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn top_k_orders_by_probability_and_keeps_labels() {
+        let labels: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let top = top_k(&[0.1, 0.4, 0.2, 0.3], &labels, 2);
+        assert_eq!(
+            top.iter()
+                .map(|p| (p.label.as_str(), p.index))
+                .collect::<Vec<_>>(),
+            [("b", 1), ("d", 3)]
+        );
+        assert!((top[0].probability - 0.4).abs() < 1e-7);
+    }
+}

@@ -1,0 +1,85 @@
+//! The errors a caller can meet while getting an image classified, each with a stable machine word.
+//!
+//! Nothing here knows about HTTP: `http::errors` maps each kind to a status code in one place.
+
+/// Why an image, or a request for one, could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the request carried no image data")]
+    EmptyImage,
+
+    #[error("the image could not be decoded: {0}")]
+    Undecodable(String),
+
+    #[error("unsupported image format: {0}")]
+    UnsupportedFormat(String),
+
+    #[error("unsupported content type {0:?}: send multipart/form-data with an `image` field, a raw image/* body, or JSON {{\"image\": \"<base64>\"}}")]
+    UnsupportedContentType(String),
+
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+
+    #[error("the image is {width}×{height} = {pixels} pixels, over the limit of {limit}")]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+
+    #[error("{count} images in one request, over the limit of {limit}")]
+    TooManyImages { count: usize, limit: usize },
+
+    #[error("{0}")]
+    BadRequest(String),
+
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+
+    #[error("the model is still loading")]
+    NotReady,
+
+    #[error("inference failed: {0}")]
+    Inference(String),
+
+    #[error("image {index}: {source}")]
+    InBatch { index: usize, source: Box<Error> },
+}
+
+impl Error {
+    /// Marks an error as belonging to image `index` (counted from 0) of a batch.
+    pub fn in_batch(index: usize, source: Error) -> Error {
+        Error::InBatch {
+            index,
+            source: Box::new(source),
+        }
+    }
+
+    /// A short, stable word for machines (the `kind` field of error bodies and metric labels).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::EmptyImage => "empty_image",
+            Error::Undecodable(_) => "undecodable_image",
+            Error::UnsupportedFormat(_) => "unsupported_format",
+            Error::UnsupportedContentType(_) => "unsupported_content_type",
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::TooManyPixels { .. } => "too_many_pixels",
+            Error::TooManyImages { .. } => "too_many_images",
+            Error::BadRequest(_) => "bad_request",
+            Error::InvalidParameter(_) => "invalid_parameter",
+            Error::NotReady => "not_ready",
+            Error::Inference(_) => "inference_failed",
+            Error::InBatch { source, .. } => source.kind(),
+        }
+    }
+
+    /// Whether the caller sent something wrong, as opposed to the service failing.
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            Error::NotReady | Error::Inference(_) => false,
+            Error::InBatch { source, .. } => source.is_client_error(),
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP front: shared state, the app with its routes and middleware, and the server's life
+//! (listen first, load the model beside it, then report ready).
+
+mod errors;
+mod extract;
+mod routes;
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tokio::sync::Semaphore;
+
+pub use errors::ErrorBody;
+
+use crate::classifier::Classifier;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::metrics::{self, Metrics};
+use crate::model::Model;
+
+/// What every request handler shares.
+pub struct AppState {
+    classifier: OnceLock<Arc<Classifier>>,
+    permits: Semaphore,
+    max_body_bytes: usize,
+    max_batch: usize,
+    default_top_k: usize,
+}
+
+impl AppState {
+    /// State for a server whose model is not loaded yet: everything but `/health` answers 503.
+    pub fn new(settings: &Settings) -> Self {
+        AppState {
+            classifier: OnceLock::new(),
+            permits: Semaphore::new(settings.inference_threads),
+            max_body_bytes: settings.max_body_bytes,
+            max_batch: settings.max_batch,
+            default_top_k: settings.default_top_k,
+        }
+    }
+
+    /// Marks the service ready with its (loaded and warmed-up) classifier.
+    pub fn set_ready(&self, classifier: Arc<Classifier>) {
+        if self.classifier.set(classifier).is_err() {
+            log::warn!("the classifier was already set; keeping the first one");
+        }
+    }
+
+    pub fn classifier(&self) -> Result<Arc<Classifier>, Error> {
+        self.classifier.get().cloned().ok_or(Error::NotReady)
+    }
+}
+
+/// The application: routes, JSON errors for bad queries and unknown paths, request logging and
+/// request metrics. Used as is by the server and by the route tests.
+pub fn app(
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    // The only query parameter is `top_k`, so a query that does not parse is a bad `top_k`.
+    let query_errors = web::QueryConfig::default().error_handler(|err, _req| {
+        Error::InvalidParameter(format!("top_k must be a whole number: {err}")).into()
+    });
+
+    App::new()
+        .app_data(state)
+        .app_data(metrics)
+        .app_data(query_errors)
+        .service(
+            web::resource("/predict")
+                .route(web::post().to(routes::predict))
+                .default_service(web::to(routes::method_not_allowed)),
+        )
+        .service(
+            web::resource("/predict/batch")
+                .route(web::post().to(routes::predict_batch))
+                .default_service(web::to(routes::method_not_allowed)),
+        )
+        .route("/health", web::get().to(routes::health))
+        .route("/ready", web::get().to(routes::ready))
+        .route("/model", web::get().to(routes::model))
+        .route("/metrics", web::get().to(routes::metrics))
+        .default_service(web::to(routes::not_found))
+        .wrap(from_fn(metrics::track))
+        .wrap(
+            Logger::new("%{method}xi %U %s %Dms")
+                .custom_request_replace("method", |req| req.method().to_string()),
+        )
+}
+
+/// Serves until stopped. The socket opens at once (so `/health` and `/ready` answer while the
+/// model loads); a model that fails to load stops the server with the reason.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let state = web::Data::new(AppState::new(&settings));
+    let metrics = web::Data::new(Metrics::default());
+
+    let app_state = state.clone();
+    let server = HttpServer::new(move || app(app_state.clone(), metrics.clone()))
+        .workers(settings.workers)
+        .client_request_timeout(settings.request_timeout)
+        .bind(settings.addr)
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let addr = server.addrs().first().copied().unwrap_or(settings.addr);
+    let server = server.run();
+    let handle = server.handle();
+    let running = actix_web::rt::spawn(server);
+    log::info!(
+        "listening on http://{addr}; loading {}",
+        settings.model.display()
+    );
+
+    let (path, limits) = (settings.model.clone(), settings.limits);
+    let loaded = web::block(move || -> anyhow::Result<Classifier> {
+        let model = Model::load(&path)?;
+        model.warm_up().context("warm-up run failed")?;
+        Ok(Classifier::new(model, limits))
+    })
+    .await
+    .context("the model loading thread failed")
+    .and_then(|result| result);
+
+    match loaded {
+        Ok(classifier) => {
+            let info = classifier.info();
+            log::info!(
+                "ready: serving {} ({} classes, sha256 {}) on http://{addr}",
+                info.name,
+                info.num_classes(),
+                &info.sha256[..12]
+            );
+            state.set_ready(Arc::new(classifier));
+        }
+        Err(error) => {
+            handle.stop(false).await;
+            return Err(error);
+        }
+    }
+
+    running
+        .await
+        .context("the server task failed")?
+        .context("the server failed")
+}

@@ -1,0 +1,142 @@
+//! The REST routes: prediction, batch prediction, health, readiness, model metadata, metrics.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::errors::error_response;
+use super::{extract, AppState};
+use crate::classifier::{Classification, Prediction, Timings};
+use crate::error::Error;
+use crate::metrics::{self, Metrics};
+
+#[derive(Debug, Deserialize)]
+pub struct PredictQuery {
+    top_k: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct PredictResponse<'a> {
+    model: &'a str,
+    predictions: Vec<Prediction>,
+    timings_ms: Timings,
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResponse<'a> {
+    model: &'a str,
+    results: Vec<Classification>,
+}
+
+async fn classify(
+    state: &AppState,
+    images: Vec<Bytes>,
+    top_k: Option<usize>,
+) -> Result<Vec<Classification>, Error> {
+    let classifier = state.classifier()?;
+    let top_k = classifier.check_top_k(top_k.unwrap_or(state.default_top_k))?;
+
+    // Decoding and inference are CPU work: they wait for a permit, then leave the async workers.
+    let _permit = state.permits.acquire().await.map_err(|_| Error::NotReady)?;
+    let worker = classifier.clone();
+    web::block(move || worker.classify_batch(&images, top_k))
+        .await
+        .map_err(|e| Error::Inference(format!("the inference thread failed: {e}")))?
+}
+
+pub async fn predict(
+    req: HttpRequest,
+    payload: web::Payload,
+    query: web::Query<PredictQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    state.classifier()?;
+    let mut images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    if images.len() > 1 {
+        return Err(Error::BadRequest(format!(
+            "{} images sent to /predict, which takes one: use /predict/batch",
+            images.len()
+        )));
+    }
+    let image = images.remove(0);
+
+    let mut results = classify(&state, vec![image], query.top_k).await?;
+    let result = results.remove(0);
+    let classifier = state.classifier()?;
+    Ok(HttpResponse::Ok().json(PredictResponse {
+        model: &classifier.info().name,
+        predictions: result.predictions,
+        timings_ms: result.timings_ms,
+    }))
+}
+
+pub async fn predict_batch(
+    req: HttpRequest,
+    payload: web::Payload,
+    query: web::Query<PredictQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    state.classifier()?;
+    let images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    if images.len() > state.max_batch {
+        return Err(Error::TooManyImages {
+            count: images.len(),
+            limit: state.max_batch,
+        });
+    }
+
+    let results = classify(&state, images, query.top_k).await?;
+    let classifier = state.classifier()?;
+    Ok(HttpResponse::Ok().json(BatchResponse {
+        model: &classifier.info().name,
+        results,
+    }))
+}
+
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.classifier() {
+        Ok(_) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "status": "loading" })),
+    }
+}
+
+pub async fn model(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let classifier = state.classifier()?;
+    let info = classifier.info();
+    let [c, h, w] = info.input_chw();
+    Ok(HttpResponse::Ok().json(json!({
+        "name": info.name,
+        "sha256": info.sha256,
+        "input_shape": ["N", c, h, w],
+        "num_classes": info.num_classes(),
+        "preprocessing": info.preprocessing,
+    })))
+}
+
+pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .body(metrics.render())
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+}

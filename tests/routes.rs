@@ -1,0 +1,474 @@
+//! The REST routes through `actix_web::test`, on the real bundled model: every input form,
+//! `top_k`, the batch route, every error kind, readiness and the request metrics.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
+use base64::Engine;
+use petal::config::{ImageLimits, Settings};
+use petal::http::{app, AppState};
+use petal::metrics::Metrics;
+use serde_json::{json, Value};
+
+fn settings() -> Settings {
+    Settings {
+        model: PathBuf::from("unused"),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        workers: 1,
+        inference_threads: 2,
+        max_body_bytes: 4 * 1024 * 1024,
+        max_batch: 4,
+        default_top_k: 5,
+        request_timeout: Duration::from_secs(5),
+        limits: ImageLimits {
+            max_pixels: 40_000_000,
+        },
+    }
+}
+
+fn state(ready: bool) -> web::Data<AppState> {
+    let state = AppState::new(&settings());
+    if ready {
+        state.set_ready(common::classifier());
+    }
+    web::Data::new(state)
+}
+
+macro_rules! service {
+    ($state:expr) => {
+        test::init_service(app($state, web::Data::new(Metrics::default()))).await
+    };
+    ($state:expr, $metrics:expr) => {
+        test::init_service(app($state, $metrics)).await
+    };
+}
+
+/// A photo and the label it must get, from the reference manifest.
+fn photo(stem: &str) -> (Vec<u8>, String) {
+    let reference = common::manifest()
+        .main
+        .images
+        .iter()
+        .find(|r| r.image.contains(stem))
+        .unwrap_or_else(|| panic!("no fixture photo matching {stem}"));
+    (reference.image_bytes(), reference.top5[0].label.clone())
+}
+
+fn cat() -> (Vec<u8>, String) {
+    photo("chelsea")
+}
+
+const BOUNDARY: &str = "petal-test-boundary";
+
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (i, (field, data)) in parts.iter().enumerate() {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"image{i}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+fn post_multipart(uri: &str, parts: &[(&str, &[u8])]) -> TestRequest {
+    let (content_type, body) = multipart(parts);
+    TestRequest::post()
+        .uri(uri)
+        .insert_header(("content-type", content_type))
+        .set_payload(body)
+}
+
+async fn call_json<S, B>(service: &S, request: TestRequest) -> (StatusCode, Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let response = test::call_service(service, request.to_request()).await;
+    let status = response.status();
+    let body = test::read_body(response).await;
+    let value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+        panic!(
+            "status {status}: body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (status, value)
+}
+
+fn top_label(body: &Value) -> &str {
+    body["predictions"][0]["label"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no top label in {body}"))
+}
+
+#[actix_web::test]
+async fn a_multipart_image_field_is_classified() {
+    let service = service!(state(true));
+    let (bytes, label) = cat();
+    let (status, body) =
+        call_json(&service, post_multipart("/predict", &[("image", &bytes)])).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(top_label(&body), label);
+    assert_eq!(body["model"], "efficientnet-lite0");
+    assert_eq!(body["predictions"].as_array().unwrap().len(), 5);
+    let p0 = body["predictions"][0]["probability"].as_f64().unwrap();
+    let p1 = body["predictions"][1]["probability"].as_f64().unwrap();
+    assert!(p0 >= p1 && p0 <= 1.0, "{body}");
+    for stage in ["decode", "preprocess", "inference"] {
+        assert!(
+            body["timings_ms"][stage].as_f64().unwrap() > 0.0,
+            "{stage} timing missing: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_multipart_file_field_is_accepted_too() {
+    let service = service!(state(true));
+    let (bytes, label) = cat();
+    let (status, body) = call_json(&service, post_multipart("/predict", &[("file", &bytes)])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(top_label(&body), label);
+}
+
+#[actix_web::test]
+async fn a_raw_image_body_is_classified() {
+    let service = service!(state(true));
+    let (bytes, label) = photo("coffee");
+    let request = TestRequest::post()
+        .uri("/predict")
+        .insert_header(("content-type", "image/png"))
+        .set_payload(bytes);
+    let (status, body) = call_json(&service, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(top_label(&body), label);
+}
+
+#[actix_web::test]
+async fn a_base64_json_image_is_classified() {
+    let service = service!(state(true));
+    let (bytes, label) = cat();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let request = TestRequest::post()
+        .uri("/predict")
+        .set_json(json!({ "image": encoded }));
+    let (status, body) = call_json(&service, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(top_label(&body), label);
+}
+
+#[actix_web::test]
+async fn top_k_sets_the_number_of_predictions_and_is_checked() {
+    let service = service!(state(true));
+    let (bytes, _) = cat();
+    let (status, body) = call_json(
+        &service,
+        post_multipart("/predict?top_k=3", &[("image", &bytes)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["predictions"].as_array().unwrap().len(), 3);
+
+    for bad in ["0", "1001", "many", "-1"] {
+        let uri = format!("/predict?top_k={bad}");
+        let (status, body) = call_json(&service, post_multipart(&uri, &[("image", &bytes)])).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "top_k={bad}: {body}"
+        );
+        assert_eq!(body["kind"], "invalid_parameter", "top_k={bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("top_k"), "{body}");
+    }
+}
+
+#[actix_web::test]
+async fn a_batch_answers_one_result_per_image_in_order() {
+    let service = service!(state(true));
+    let photos = [cat(), photo("coffee"), photo("rocket")];
+    let parts: Vec<(&str, &[u8])> = photos
+        .iter()
+        .map(|(bytes, _)| ("image", bytes.as_slice()))
+        .collect();
+    let (status, body) =
+        call_json(&service, post_multipart("/predict/batch?top_k=2", &parts)).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (result, (_, label)) in results.iter().zip(&photos) {
+        assert_eq!(top_label(result), label);
+        assert_eq!(result["predictions"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[actix_web::test]
+async fn a_batch_over_the_limit_is_refused() {
+    let service = service!(state(true));
+    let (bytes, _) = cat();
+    let parts = vec![("image", bytes.as_slice()); 5];
+    let (status, body) = call_json(&service, post_multipart("/predict/batch", &parts)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["kind"], "too_many_images");
+}
+
+#[actix_web::test]
+async fn a_bad_image_in_a_batch_is_named() {
+    let service = service!(state(true));
+    let (bytes, _) = cat();
+    let parts = [
+        ("image", bytes.as_slice()),
+        ("image", b"not an image".as_slice()),
+    ];
+    let (status, body) = call_json(&service, post_multipart("/predict/batch", &parts)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["kind"], "undecodable_image");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("image 1:"),
+        "{body}"
+    );
+}
+
+/// A BMP header claiming 10000×10000 pixels and carrying none of them.
+fn huge_bmp_header() -> Vec<u8> {
+    let mut bmp = Vec::new();
+    bmp.extend_from_slice(b"BM");
+    bmp.extend_from_slice(&(54u32 + 300_000_000).to_le_bytes());
+    bmp.extend_from_slice(&[0; 4]);
+    bmp.extend_from_slice(&54u32.to_le_bytes());
+    bmp.extend_from_slice(&40u32.to_le_bytes());
+    bmp.extend_from_slice(&10_000i32.to_le_bytes());
+    bmp.extend_from_slice(&10_000i32.to_le_bytes());
+    bmp.extend_from_slice(&1u16.to_le_bytes());
+    bmp.extend_from_slice(&24u16.to_le_bytes());
+    bmp.extend_from_slice(&[0; 24]);
+    bmp
+}
+
+#[actix_web::test]
+async fn every_client_error_is_a_json_4xx_naming_the_problem() {
+    let service = service!(state(true));
+    let ico = [
+        0u8, 0, 1, 0, 1, 0, 16, 16, 0, 0, 1, 0, 32, 0, 0, 0, 0, 0, 22, 0, 0, 0,
+    ];
+    let (cat, _) = cat();
+    let big = vec![0u8; 4 * 1024 * 1024 + 1];
+    let cases: Vec<(&str, TestRequest, u16, &str)> = vec![
+        (
+            "empty body",
+            TestRequest::post()
+                .uri("/predict")
+                .insert_header(("content-type", "image/jpeg")),
+            400,
+            "empty_image",
+        ),
+        (
+            "garbage",
+            TestRequest::post()
+                .uri("/predict")
+                .set_payload("definitely not a picture"),
+            400,
+            "undecodable_image",
+        ),
+        (
+            "truncated",
+            TestRequest::post()
+                .uri("/predict")
+                .set_payload(cat[..cat.len() / 3].to_vec()),
+            400,
+            "undecodable_image",
+        ),
+        (
+            "no image field",
+            post_multipart("/predict", &[("photo", &cat)]),
+            400,
+            "bad_request",
+        ),
+        (
+            "broken JSON",
+            TestRequest::post()
+                .uri("/predict")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{"),
+            400,
+            "bad_request",
+        ),
+        (
+            "two images",
+            post_multipart("/predict", &[("image", &cat), ("image", &cat)]),
+            400,
+            "bad_request",
+        ),
+        (
+            "ICO",
+            TestRequest::post()
+                .uri("/predict")
+                .set_payload(ico.to_vec()),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "text",
+            TestRequest::post()
+                .uri("/predict")
+                .insert_header(("content-type", "text/plain"))
+                .set_payload("hi"),
+            415,
+            "unsupported_content_type",
+        ),
+        (
+            "too big",
+            TestRequest::post()
+                .uri("/predict")
+                .insert_header(("content-type", "image/jpeg"))
+                .set_payload(big),
+            413,
+            "body_too_large",
+        ),
+        (
+            "too many pixels",
+            TestRequest::post()
+                .uri("/predict")
+                .set_payload(huge_bmp_header()),
+            413,
+            "too_many_pixels",
+        ),
+    ];
+
+    for (name, request, status, kind) in cases {
+        let (got, body) = call_json(&service, request).await;
+        assert_eq!(got.as_u16(), status, "{name}: {body}");
+        assert_eq!(body["kind"], kind, "{name}: {body}");
+        assert!(
+            !body["error"].as_str().unwrap().is_empty(),
+            "{name}: {body}"
+        );
+    }
+
+    // Still serving after all of that.
+    let (status, body) = call_json(&service, post_multipart("/predict", &[("image", &cat)])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[actix_web::test]
+async fn unknown_paths_and_wrong_methods_get_json_errors() {
+    let service = service!(state(true));
+    let (status, body) = call_json(&service, TestRequest::get().uri("/nope")).await;
+    assert_eq!(
+        (status.as_u16(), body["kind"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = call_json(&service, TestRequest::get().uri("/predict")).await;
+    assert_eq!(
+        (status.as_u16(), body["kind"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn before_the_model_is_ready_only_health_succeeds() {
+    let state = state(false);
+    let service = service!(state.clone());
+
+    let (status, body) = call_json(&service, TestRequest::get().uri("/health")).await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("ok")));
+    let (status, body) = call_json(&service, TestRequest::get().uri("/ready")).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("loading"))
+    );
+    let (status, body) =
+        call_json(&service, post_multipart("/predict", &[("image", &cat().0)])).await;
+    assert_eq!(
+        (status, &body["kind"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("not_ready"))
+    );
+    let (status, _) = call_json(&service, TestRequest::get().uri("/model")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    state.set_ready(common::classifier());
+    let (status, body) = call_json(&service, TestRequest::get().uri("/ready")).await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("ready")));
+}
+
+#[actix_web::test]
+async fn the_model_route_describes_the_loaded_model() {
+    let service = service!(state(true));
+    let (status, body) = call_json(&service, TestRequest::get().uri("/model")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "efficientnet-lite0");
+    assert_eq!(body["sha256"], common::manifest().main.model_sha256);
+    assert_eq!(body["input_shape"], json!(["N", 3, 224, 224]));
+    assert_eq!(body["num_classes"], 1000);
+    assert_eq!(body["preprocessing"]["resize_shorter"], 256);
+    assert_eq!(body["preprocessing"]["mean"], json!([127.0, 127.0, 127.0]));
+}
+
+#[actix_web::test]
+async fn metrics_count_each_request_under_its_route_template() {
+    let metrics = web::Data::new(Metrics::default());
+    let service = service!(state(true), metrics.clone());
+    for _ in 0..3 {
+        test::call_service(&service, TestRequest::get().uri("/health").to_request()).await;
+    }
+    for path in ["/a", "/b/c", "/favicon.ico"] {
+        test::call_service(&service, TestRequest::get().uri(path).to_request()).await;
+    }
+    test::call_service(
+        &service,
+        post_multipart("/predict", &[("image", b"junk")]).to_request(),
+    )
+    .await;
+
+    let response =
+        test::call_service(&service, TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        petal::metrics::CONTENT_TYPE
+    );
+    let text = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    let sample = |labels: &str| {
+        let prefix = format!("petal_http_requests_total{{{labels}}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
+            .to_string()
+    };
+    assert_eq!(sample(r#"route="/health",method="GET",status="2xx""#), "3");
+    assert_eq!(
+        sample(r#"route="unmatched",method="GET",status="4xx""#),
+        "3"
+    );
+    assert_eq!(
+        sample(r#"route="/predict",method="POST",status="4xx""#),
+        "1"
+    );
+    assert!(
+        !text.contains("favicon"),
+        "a raw path leaked into a label:\n{text}"
+    );
+    assert!(
+        text.contains("petal_http_request_duration_seconds_count{route=\"/health\"} 3"),
+        "{text}"
+    );
+}
