@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array4, ArrayView1, Axis};
+use ndarray::{ArrayView1, Axis};
 use serde::Serialize;
 
 use crate::config::ImageLimits;
@@ -17,7 +17,7 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// Milliseconds spent in each stage. For a batch, `inference` is the whole batch's run.
+/// Milliseconds spent in each stage of one image's classification.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Timings {
     pub decode: f64,
@@ -93,64 +93,35 @@ impl Classifier {
         Ok(k)
     }
 
-    /// Classifies several images in one model run; the results keep the order of `images`.
-    /// An image that cannot be used fails the whole call, naming its position.
-    pub fn classify_batch<B: AsRef<[u8]>>(
-        &self,
-        images: &[B],
-        top_k: usize,
-    ) -> Result<Vec<Classification>, Error> {
+    /// Classifies one image: decode, preprocess, run, softmax, top `k`.
+    pub fn classify(&self, image: &[u8], top_k: usize) -> Result<Classification, Error> {
         let k = self.check_top_k(top_k)?;
-        let [c, h, w] = self.info().input_chw();
-        let mut batch = Array4::zeros((images.len(), c, h, w));
-        let mut timings = vec![Timings::default(); images.len()];
-
-        for (index, bytes) in images.iter().enumerate() {
-            let in_batch = |error| {
-                if images.len() > 1 {
-                    Error::in_batch(index, error)
-                } else {
-                    error
-                }
-            };
-
-            let start = Instant::now();
-            let image = preprocess::decode(bytes.as_ref(), self.limits).map_err(in_batch)?;
-            timings[index].decode = millis_since(start);
-
-            let start = Instant::now();
-            let tensor = preprocess::to_tensor(&image, &self.info().preprocessing, self.limits)
-                .map_err(in_batch)?;
-            batch.index_axis_mut(Axis(0), index).assign(&tensor);
-            timings[index].preprocess = millis_since(start);
-        }
+        let info = self.info();
 
         let start = Instant::now();
+        let decoded = preprocess::decode(image, self.limits)?;
+        let decode = millis_since(start);
+
+        let start = Instant::now();
+        let tensor = preprocess::to_tensor(&decoded, &info.preprocessing, self.limits)?;
+        let preprocess = millis_since(start);
+
+        let start = Instant::now();
+        let batch = tensor.insert_axis(Axis(0));
         let logits = self
             .model
-            .run(batch)
+            .run(batch.view())
             .map_err(|e| Error::Inference(format!("{e:#}")))?;
         let inference = millis_since(start);
 
-        let labels = &self.info().labels;
-        let results = logits
-            .outer_iter()
-            .zip(timings)
-            .map(|(row, timings)| Classification {
-                predictions: self::top_k(&softmax(row), labels, k),
-                timings_ms: Timings {
-                    inference,
-                    ..timings
-                },
-            })
-            .collect();
-        Ok(results)
-    }
-
-    /// Classifies one image.
-    pub fn classify(&self, image: &[u8], top_k: usize) -> Result<Classification, Error> {
-        let mut results = self.classify_batch(&[image], top_k)?;
-        Ok(results.remove(0))
+        Ok(Classification {
+            predictions: self::top_k(&softmax(logits.row(0)), &info.labels, k),
+            timings_ms: Timings {
+                decode,
+                preprocess,
+                inference,
+            },
+        })
     }
 }
 

@@ -2,14 +2,15 @@
 //!
 //! The ONNX file describes itself in its `metadata_props` (written by `model/export.py`):
 //! `petal.name`, `petal.labels` (JSON array, class-index order) and `petal.preprocess`
-//! (JSON object, see [`Preprocessing`]). The model is optimised once, with a symbolic batch
-//! dimension, and the resulting plan is shared by every caller.
+//! (JSON object, see [`Preprocessing`]). The model is checked with a symbolic batch dimension,
+//! optimised once, and the resulting plan is shared by every caller.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context};
-use ndarray::{Array2, Array4, Ix2};
+use ndarray::{Array2, Array4, ArrayView4, Axis, Ix2};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb::ModelProto;
@@ -149,14 +150,14 @@ fn optimise(proto: &ModelProto, info: &ModelInfo) -> anyhow::Result<Plan> {
         model.inputs.len()
     );
 
-    // The batch dimension stays symbolic so that one optimised plan serves every batch size.
+    // Typing the graph with a symbolic batch size proves it works for any batch (an export that
+    // hard-codes batch 1 somewhere fails here) and checks the output against the labels.
     let batch = model.symbols.sym("N");
     let [c, h, w] = info.input_chw();
     let shape = [batch.to_dim(), c.to_dim(), h.to_dim(), w.to_dim()];
     model
         .set_input_fact(0, f32::fact(shape).into())
         .context("setting the input shape")?;
-
     let typed = model.into_typed().context("analysing the graph")?;
     let output = typed.output_fact(0)?.shape.to_tvec();
     let classes = output.last().and_then(|d| d.to_usize().ok());
@@ -166,7 +167,12 @@ fn optimise(proto: &ModelProto, info: &ModelInfo) -> anyhow::Result<Plan> {
         info.num_classes()
     );
 
-    let optimised = typed.into_optimized().context("optimising the graph")?;
+    // NOTE: the plan is specialised to one image per run. With tract 0.23 a plan optimised for a
+    // symbolic batch ran EfficientNet-Lite0 about 5x slower per image, and plans specialised to
+    // 4 or 8 images about 1.8x slower per image, than this one (BENCHMARKS.md); batches are run
+    // image by image, in parallel across requests and across the images of a batch request.
+    let single = typed.set_symbols(&HashMap::from([(batch, 1.to_dim())]))?;
+    let optimised = single.into_optimized().context("optimising the graph")?;
     optimised.into_runnable().context("planning the graph")
 }
 
@@ -194,8 +200,8 @@ impl Model {
         &self.info
     }
 
-    /// Runs a batch `[N, C, H, W]` and returns the logits `[N, classes]`.
-    pub fn run(&self, batch: Array4<f32>) -> anyhow::Result<Array2<f32>> {
+    /// Runs a batch `[N, C, H, W]`, one image at a time, and returns the logits `[N, classes]`.
+    pub fn run(&self, batch: ArrayView4<f32>) -> anyhow::Result<Array2<f32>> {
         let [c, h, w] = self.info.input_chw();
         let n = batch.shape()[0];
         if batch.shape() != [n, c, h, w] || n == 0 {
@@ -205,17 +211,20 @@ impl Model {
             );
         }
 
-        let outputs = self.plan.run(tvec!(Tensor::from(batch).into()))?;
-        let logits = outputs[0]
-            .to_plain_array_view::<f32>()?
-            .into_dimensionality::<Ix2>()?;
-        Ok(logits.to_owned())
+        let mut logits = Array2::zeros((n, self.info.num_classes()));
+        for (image, mut row) in batch.outer_iter().zip(logits.outer_iter_mut()) {
+            let input = Tensor::from(image.insert_axis(Axis(0)).to_owned());
+            let outputs = self.plan.run(tvec!(input.into()))?;
+            let output = outputs[0].to_plain_array_view::<f32>()?;
+            row.assign(&output.into_dimensionality::<Ix2>()?.row(0));
+        }
+        Ok(logits)
     }
 
     /// Runs one all-zero image through the plan so that the first real request pays no
     /// first-run costs.
     pub fn warm_up(&self) -> anyhow::Result<()> {
         let [c, h, w] = self.info.input_chw();
-        self.run(Array4::zeros((1, c, h, w))).map(|_| ())
+        self.run(Array4::zeros((1, c, h, w)).view()).map(|_| ())
     }
 }

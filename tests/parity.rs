@@ -23,7 +23,7 @@ fn is_lossless(image: &str) -> bool {
 fn inference_matches_onnxruntime(references: &ModelReferences, classifier: &Classifier) {
     for reference in &references.images {
         let input: Array4<f32> = reference.input().into_dimensionality::<Ix4>().unwrap();
-        let logits = classifier.model().run(input).unwrap();
+        let logits = classifier.model().run(input.view()).unwrap();
         let (max, mean) = abs_diff(&as_dyn(logits), &reference.logits());
         println!(
             "{}: logits max |Δ| {max:.2e}, mean {mean:.2e}",
@@ -118,6 +118,31 @@ fn predictions_match_reference(references: &ModelReferences, classifier: &Classi
 #[test]
 fn tract_logits_match_onnxruntime_within_1e_3() {
     inference_matches_onnxruntime(&manifest().main, &common::classifier());
+}
+
+#[test]
+fn a_batch_gives_each_image_its_own_logits() {
+    let references = &manifest().main.images[..3];
+    let inputs: Vec<_> = references.iter().map(|r| r.input()).collect();
+    let views: Vec<_> = inputs
+        .iter()
+        .map(|i| i.view().into_dimensionality::<Ix4>().unwrap())
+        .collect();
+    let batch = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
+
+    let logits = common::classifier().model().run(batch.view()).unwrap();
+    assert_eq!(logits.shape(), [3, 1000]);
+    for (row, reference) in logits.outer_iter().zip(references) {
+        let (max, _) = abs_diff(
+            &as_dyn(row.insert_axis(ndarray::Axis(0)).to_owned()),
+            &reference.logits(),
+        );
+        assert!(
+            max < 1e-3,
+            "{}: batched logits differ by {max}",
+            reference.name()
+        );
+    }
 }
 
 #[test]

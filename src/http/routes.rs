@@ -1,5 +1,7 @@
 //! The REST routes: prediction, batch prediction, health, readiness, model metadata, metrics.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -8,7 +10,7 @@ use serde_json::json;
 
 use super::errors::error_response;
 use super::{extract, AppState};
-use crate::classifier::{Classification, Prediction, Timings};
+use crate::classifier::{Classification, Classifier, Prediction, Timings};
 use crate::error::Error;
 use crate::metrics::{self, Metrics};
 
@@ -30,6 +32,20 @@ struct BatchResponse<'a> {
     results: Vec<Classification>,
 }
 
+/// Classifies one image off the async workers, once one of the inference permits is free.
+async fn classify_one(
+    state: &AppState,
+    classifier: Arc<Classifier>,
+    image: Bytes,
+    top_k: usize,
+) -> Result<Classification, Error> {
+    let _permit = state.permits.acquire().await.map_err(|_| Error::NotReady)?;
+    web::block(move || classifier.classify(&image, top_k))
+        .await
+        .map_err(|e| Error::Inference(format!("the inference thread failed: {e}")))?
+}
+
+/// Classifies every image, in parallel up to the number of permits, keeping their order.
 async fn classify(
     state: &AppState,
     images: Vec<Bytes>,
@@ -37,13 +53,20 @@ async fn classify(
 ) -> Result<Vec<Classification>, Error> {
     let classifier = state.classifier()?;
     let top_k = classifier.check_top_k(top_k.unwrap_or(state.default_top_k))?;
-
-    // Decoding and inference are CPU work: they wait for a permit, then leave the async workers.
-    let _permit = state.permits.acquire().await.map_err(|_| Error::NotReady)?;
-    let worker = classifier.clone();
-    web::block(move || worker.classify_batch(&images, top_k))
-        .await
-        .map_err(|e| Error::Inference(format!("the inference thread failed: {e}")))?
+    let several = images.len() > 1;
+    let runs = images.into_iter().enumerate().map(|(index, image)| {
+        let run = classify_one(state, classifier.clone(), image, top_k);
+        async move {
+            run.await.map_err(|e| {
+                if several {
+                    Error::in_batch(index, e)
+                } else {
+                    e
+                }
+            })
+        }
+    });
+    futures_util::future::try_join_all(runs).await
 }
 
 pub async fn predict(
