@@ -218,6 +218,35 @@ fn classify_fails_on_a_file_that_is_not_an_image_but_reports_the_others() {
 }
 
 #[test]
+fn an_unsupported_operator_stops_start_up_naming_the_operator_and_node() {
+    use prost::Message;
+    use tract_onnx::prelude::Framework;
+
+    // The tiny model with its first node's operator renamed to one no runtime knows.
+    let mut proto = tract_onnx::onnx()
+        .proto_model_for_path(common::tiny_model_path())
+        .unwrap();
+    let node = &mut proto.graph.as_mut().unwrap().node[0];
+    node.op_type = "Frobnicate".into();
+    let node_name = node.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frobnicated.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+
+    let output = petal(&["serve", "--port", "0", "--host", "127.0.0.1"])
+        .env("PETAL_MODEL", &path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = stderr_of(&output);
+    assert!(log.contains("frobnicated.onnx"), "{log}");
+    assert!(
+        log.contains("Frobnicate") && log.contains(&node_name),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_model_that_cannot_load_stops_start_up_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.onnx");
