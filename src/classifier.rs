@@ -38,8 +38,9 @@ pub struct Classifier {
     limits: ImageLimits,
 }
 
+/// Milliseconds since `start`, to the microsecond.
 fn millis_since(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1000.0
+    (start.elapsed().as_secs_f64() * 1e6).round() / 1000.0
 }
 
 /// Softmax of one row of logits, computed in f64 so large logits cannot overflow.
