@@ -64,9 +64,10 @@ pub fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
         .timeout_global(Some(Duration::from_secs(args.timeout_secs)))
         .build()
         .into();
+    let url = args.url();
     agent
-        .get(&args.url)
+        .get(&url)
         .call()
-        .with_context(|| format!("{} is not ready", args.url))?;
+        .with_context(|| format!("{url} is not ready"))?;
     Ok(())
 }

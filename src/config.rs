@@ -99,17 +99,25 @@ pub struct ClassifyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs {
-    /// Server to ask.
-    #[arg(
-        long,
-        env = "PETAL_HEALTHCHECK_URL",
-        default_value = "http://127.0.0.1:9000/ready"
-    )]
-    pub url: String,
+    /// Readiness URL to ask [default: http://127.0.0.1:<PETAL_PORT>/ready].
+    #[arg(long, env = "PETAL_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// Port of the local server, used when no URL is given.
+    #[arg(long, env = "PETAL_PORT", default_value_t = 9000)]
+    pub port: u16,
 
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 3)]
     pub timeout_secs: u64,
+}
+
+impl HealthcheckArgs {
+    pub fn url(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}/ready", self.port))
+    }
 }
 
 /// Limits on what a single image may cost, shared by every caller.
@@ -212,6 +220,22 @@ mod tests {
         assert_eq!(err.name, "PETAL_MAX_BODY_BYTES");
         let err = Settings::try_from(serve_args(&["--top-k", "0"])).unwrap_err();
         assert_eq!(err.name, "PETAL_TOP_K");
+    }
+
+    #[test]
+    fn healthcheck_asks_the_local_port_unless_given_a_url() {
+        let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Healthcheck(args) => args.url(),
+            other => panic!("expected healthcheck, got {other:?}"),
+        };
+        assert_eq!(
+            parse(&["petal", "healthcheck", "--port", "9100"]),
+            "http://127.0.0.1:9100/ready"
+        );
+        assert_eq!(
+            parse(&["petal", "healthcheck", "--url", "http://h:1/ready"]),
+            "http://h:1/ready"
+        );
     }
 
     #[test]
