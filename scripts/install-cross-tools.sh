@@ -22,11 +22,11 @@ fi
 zig_bin=$("$ZIG_VENV/bin/python" -c 'import ziglang, os; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
 ln -sf "$zig_bin" "$ZIG_VENV/bin/zig"
 
-if ! cargo zigbuild --version 2>/dev/null | grep -q "$ZIGBUILD_VERSION"; then
+if ! cargo-zigbuild --version 2>/dev/null | grep -q "$ZIGBUILD_VERSION"; then
     cargo install --locked cargo-zigbuild --version "$ZIGBUILD_VERSION"
 fi
 
 if [ "${1:-}" = "--with-qemu" ] && ! command -v qemu-aarch64-static >/dev/null; then
     apt-get update -qq && apt-get install -y -qq qemu-user-static binutils >/dev/null
 fi
-echo "cross tools ready: zig $("$ZIG_VENV/bin/zig" version), $(cargo zigbuild --version | head -1)"
+echo "cross tools ready: zig $("$ZIG_VENV/bin/zig" version), $(cargo-zigbuild --version)"
