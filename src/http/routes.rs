@@ -48,25 +48,38 @@ async fn classify_one(
 /// Classifies every image, in parallel up to the number of permits, keeping their order.
 async fn classify(
     state: &AppState,
+    classifier: Arc<Classifier>,
     images: Vec<Bytes>,
     top_k: Option<usize>,
 ) -> Result<Vec<Classification>, Error> {
-    let classifier = state.classifier()?;
     let top_k = classifier.check_top_k(top_k.unwrap_or(state.default_top_k))?;
     let several = images.len() > 1;
     let runs = images.into_iter().enumerate().map(|(index, image)| {
         let run = classify_one(state, classifier.clone(), image, top_k);
         async move {
-            run.await.map_err(|e| {
+            let in_batch = |e| {
                 if several {
                     Error::in_batch(index, e)
                 } else {
                     e
                 }
-            })
+            };
+            run.await.map_err(in_batch)
         }
     });
     futures_util::future::try_join_all(runs).await
+}
+
+/// The ready classifier and the images of the request. Readiness is checked first, so that a
+/// loading server does not read bodies it cannot use.
+async fn receive(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(Arc<Classifier>, Vec<Bytes>), Error> {
+    let classifier = state.classifier()?;
+    let images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    Ok((classifier, images))
 }
 
 pub async fn predict(
@@ -75,19 +88,16 @@ pub async fn predict(
     query: web::Query<PredictQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    state.classifier()?;
-    let mut images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    let (classifier, images) = receive(&req, payload, &state).await?;
     if images.len() > 1 {
         return Err(Error::BadRequest(format!(
             "{} images sent to /predict, which takes one: use /predict/batch",
             images.len()
         )));
     }
-    let image = images.remove(0);
 
-    let mut results = classify(&state, vec![image], query.top_k).await?;
+    let mut results = classify(&state, classifier.clone(), images, query.top_k).await?;
     let result = results.remove(0);
-    let classifier = state.classifier()?;
     Ok(HttpResponse::Ok().json(PredictResponse {
         model: &classifier.info().name,
         predictions: result.predictions,
@@ -101,8 +111,7 @@ pub async fn predict_batch(
     query: web::Query<PredictQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    state.classifier()?;
-    let images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    let (classifier, images) = receive(&req, payload, &state).await?;
     if images.len() > state.max_batch {
         return Err(Error::TooManyImages {
             count: images.len(),
@@ -110,8 +119,7 @@ pub async fn predict_batch(
         });
     }
 
-    let results = classify(&state, images, query.top_k).await?;
-    let classifier = state.classifier()?;
+    let results = classify(&state, classifier.clone(), images, query.top_k).await?;
     Ok(HttpResponse::Ok().json(BatchResponse {
         model: &classifier.info().name,
         results,
