@@ -1,5 +1,6 @@
 //! The one path from image bytes to labelled predictions, shared by the HTTP routes and the CLI.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::{ArrayView1, Axis};
@@ -7,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::ImageLimits;
 use crate::error::Error;
+use crate::metrics::ModelMetrics;
 use crate::model::{Model, ModelInfo};
 use crate::preprocess;
 
@@ -36,6 +38,7 @@ pub struct Classification {
 pub struct Classifier {
     model: Model,
     limits: ImageLimits,
+    metrics: Option<Arc<ModelMetrics>>,
 }
 
 /// Milliseconds since `start`, to the microsecond.
@@ -72,7 +75,19 @@ pub fn top_k(probabilities: &[f64], labels: &[String], k: usize) -> Vec<Predicti
 
 impl Classifier {
     pub fn new(model: Model, limits: ImageLimits) -> Self {
-        Classifier { model, limits }
+        Classifier {
+            model,
+            limits,
+            metrics: None,
+        }
+    }
+
+    /// Records every classified image's stage times in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<ModelMetrics>) -> Self {
+        Classifier {
+            metrics: Some(metrics),
+            ..self
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -115,6 +130,9 @@ impl Classifier {
             .map_err(|e| Error::Inference(format!("{e:#}")))?;
         let inference = millis_since(start);
 
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(decode / 1000.0, preprocess / 1000.0, inference / 1000.0);
+        }
         Ok(Classification {
             predictions: self::top_k(&softmax(logits.row(0)), &info.labels, k),
             timings_ms: Timings {

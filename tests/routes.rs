@@ -424,6 +424,39 @@ async fn the_model_route_describes_the_loaded_model() {
     assert_eq!(body["preprocessing"]["mean"], json!([127.0, 127.0, 127.0]));
 }
 
+/// The value of the sample `name{labels}` in an exposition, or a panic listing the text.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn scrape<S, B>(service: &S) -> String
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let response =
+        test::call_service(service, TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        petal::metrics::CONTENT_TYPE
+    );
+    String::from_utf8(test::read_body(response).await.to_vec()).unwrap()
+}
+
 #[actix_web::test]
 async fn metrics_count_each_request_under_its_route_template() {
     let metrics = web::Data::new(Metrics::default());
@@ -440,35 +473,143 @@ async fn metrics_count_each_request_under_its_route_template() {
     )
     .await;
 
-    let response =
-        test::call_service(&service, TestRequest::get().uri("/metrics").to_request()).await;
+    let text = scrape(&service).await;
+    let requests = "petal_http_requests_total";
     assert_eq!(
-        response.headers().get("content-type").unwrap(),
-        petal::metrics::CONTENT_TYPE
-    );
-    let text = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
-    let sample = |labels: &str| {
-        let prefix = format!("petal_http_requests_total{{{labels}}} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
-            .to_string()
-    };
-    assert_eq!(sample(r#"route="/health",method="GET",status="2xx""#), "3");
-    assert_eq!(
-        sample(r#"route="unmatched",method="GET",status="4xx""#),
-        "3"
+        sample(
+            &text,
+            requests,
+            r#"route="/health",method="GET",status="2xx""#
+        ),
+        3.0
     );
     assert_eq!(
-        sample(r#"route="/predict",method="POST",status="4xx""#),
-        "1"
+        sample(
+            &text,
+            requests,
+            r#"route="unmatched",method="GET",status="4xx""#
+        ),
+        3.0
     );
+    assert_eq!(
+        sample(
+            &text,
+            requests,
+            r#"route="/predict",method="POST",status="4xx""#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "petal_rejected_inputs_total",
+            r#"kind="undecodable_image""#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "petal_http_request_duration_seconds_count",
+            r#"route="/health""#
+        ),
+        3.0
+    );
+    // Only the scrape itself is in flight while it is rendered.
+    assert_eq!(sample(&text, "petal_http_requests_in_flight", ""), 1.0);
     assert!(
         !text.contains("favicon"),
         "a raw path leaked into a label:\n{text}"
     );
-    assert!(
-        text.contains("petal_http_request_duration_seconds_count{route=\"/health\"} 3"),
-        "{text}"
+}
+
+#[actix_web::test]
+async fn a_thousand_random_paths_add_no_series() {
+    let metrics = web::Data::new(Metrics::default());
+    let service = service!(state(true), metrics.clone());
+    // One unknown path and one scrape first, so that their own series already exist.
+    test::call_service(&service, TestRequest::get().uri("/warm-up").to_request()).await;
+    scrape(&service).await;
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    let before = series(&scrape(&service).await);
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..1000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let uri = format!("/{:x}/{}", seed, seed % 977);
+        test::call_service(&service, TestRequest::get().uri(&uri).to_request()).await;
+    }
+
+    let text = scrape(&service).await;
+    assert_eq!(series(&text), before, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "petal_http_requests_total",
+            r#"route="unmatched",method="GET",status="4xx""#
+        ),
+        1001.0
     );
+}
+
+#[actix_web::test]
+async fn model_metrics_follow_the_images_classified() {
+    let metrics = web::Data::new(Metrics::default());
+    let model = petal::Model::load(&common::main_model_path()).unwrap();
+    metrics.set_model_info(model.info());
+    let classifier =
+        petal::Classifier::new(model, common::LIMITS).with_metrics(metrics.model.clone());
+    let state = AppState::new(&settings());
+    state.set_ready(std::sync::Arc::new(classifier));
+    let service = service!(web::Data::new(state), metrics.clone());
+
+    let (cat, _) = cat();
+    test::call_service(
+        &service,
+        post_multipart("/predict", &[("image", &cat)]).to_request(),
+    )
+    .await;
+    let parts = [
+        ("image", cat.as_slice()),
+        ("image", cat.as_slice()),
+        ("image", cat.as_slice()),
+    ];
+    test::call_service(
+        &service,
+        post_multipart("/predict/batch", &parts).to_request(),
+    )
+    .await;
+
+    let text = scrape(&service).await;
+    assert_eq!(sample(&text, "petal_images_classified_total", ""), 4.0);
+    for stage in ["decode", "preprocess", "inference"] {
+        assert_eq!(
+            sample(&text, &format!("petal_{stage}_duration_seconds_count"), ""),
+            4.0,
+            "{stage}"
+        );
+        assert!(
+            sample(&text, &format!("petal_{stage}_duration_seconds_sum"), "") > 0.0,
+            "{stage}"
+        );
+    }
+    assert_eq!(sample(&text, "petal_batch_size_count", ""), 2.0);
+    assert_eq!(sample(&text, "petal_batch_size_sum", ""), 4.0);
+    let info = format!(
+        r#"name="efficientnet-lite0",sha256="{}",num_classes="1000",target="{}",arch="{}",version="{}""#,
+        common::manifest().main.model_sha256,
+        petal::metrics::TARGET,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION"),
+    );
+    assert_eq!(sample(&text, "petal_model_info", &info), 1.0);
+    assert!(
+        petal::metrics::TARGET.starts_with(std::env::consts::ARCH),
+        "{}",
+        petal::metrics::TARGET
+    );
+    assert!(sample(&text, "process_resident_memory_bytes", "") > 10e6);
+    assert!(sample(&text, "process_cpu_seconds_total", "") > 0.0);
 }

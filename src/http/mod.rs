@@ -106,8 +106,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = web::Data::new(AppState::new(&settings));
     let metrics = web::Data::new(Metrics::default());
 
-    let app_state = state.clone();
-    let server = HttpServer::new(move || app(app_state.clone(), metrics.clone()))
+    let (app_state, app_metrics) = (state.clone(), metrics.clone());
+    let server = HttpServer::new(move || app(app_state.clone(), app_metrics.clone()))
         .workers(settings.workers)
         .client_request_timeout(settings.request_timeout)
         .bind(settings.addr)
@@ -122,10 +122,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
 
     let (path, limits) = (settings.model.clone(), settings.limits);
+    let model_metrics = metrics.model.clone();
     let loaded = web::block(move || -> anyhow::Result<Classifier> {
         let model = Model::load(&path)?;
         model.warm_up().context("warm-up run failed")?;
-        Ok(Classifier::new(model, limits))
+        Ok(Classifier::new(model, limits).with_metrics(model_metrics))
     })
     .await
     .context("the model loading thread failed")
@@ -140,6 +141,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 info.num_classes(),
                 &info.sha256[..12]
             );
+            metrics.set_model_info(info);
             state.set_ready(Arc::new(classifier));
         }
         Err(error) => {

@@ -79,6 +79,9 @@ async fn receive(
 ) -> Result<(Arc<Classifier>, Vec<Bytes>), Error> {
     let classifier = state.classifier()?;
     let images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    if let Some(metrics) = req.app_data::<web::Data<Metrics>>() {
+        metrics.observe_batch(images.len());
+    }
     Ok((classifier, images))
 }
 
