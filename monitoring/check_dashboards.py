@@ -22,8 +22,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 DEFAULT_DATASOURCE_UID = "petal-prometheus"
 DEFAULT_PROMETHEUS = os.environ.get("PROMETHEUS_URL", "http://localhost:9090")
@@ -196,6 +197,38 @@ def evaluate(base_url: str, expr: str, timeout: float) -> tuple[int | None, str]
     return count, ""
 
 
+def single_value(base_url: str, expr: str, timeout: float) -> float | None:
+    """The value of an expression that yields exactly one sample, else None."""
+    url = base_url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            result = (json.load(response).get("data") or {}).get("result") or []
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if len(result) != 1:
+        return None
+    return float(result[0]["value"][1])
+
+
+def check_expectations(expected: list[str], base_url: str, timeout: float, wait: float) -> int:
+    """Wait until every `EXPR=VALUE` holds; fail listing those that never did."""
+    wanted = []
+    for item in expected:
+        expr, _, value = item.rpartition("=")
+        wanted.append((expr.strip(), float(value)))
+    deadline = time.monotonic() + wait
+    while True:
+        got = {expr: single_value(base_url, expr, timeout) for expr, _ in wanted}
+        wrong = [(expr, value) for expr, value in wanted if got[expr] != value]
+        if not wrong or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    for expr, value in wanted:
+        mark = "ok  " if (expr, value) not in wrong else "FAIL"
+        print(f"{mark}  {expr} = {got[expr]} (expected {value:g})")
+    return 1 if wrong else 0
+
+
 def run_queries(found: list[Query], base_url: str, timeout: float, wait: float) -> int:
     """Evaluate every query, retrying failures until `wait` seconds have passed."""
     deadline = time.monotonic() + wait
@@ -241,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per query (default: 10)")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="keep retrying failing expressions for this long (default: 0)")
+    parser.add_argument("--expect", action="append", default=[], metavar="EXPR=VALUE",
+                        help="before the panels, wait until EXPR has exactly one sample equal to VALUE")
     args = parser.parse_args(argv)
 
     dashboards = []
@@ -268,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"structure OK: {len(dashboards)} dashboard(s), {len(found)} expression(s)")
     if args.structure_only:
         return 0
+    if args.expect and check_expectations(args.expect, args.prometheus, args.timeout, args.wait):
+        return 1
     return run_queries(found, args.prometheus, args.timeout, args.wait)
 
 

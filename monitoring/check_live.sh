@@ -61,8 +61,24 @@ send "invalid top_k (422)" -F "image=@${images[0]}" "$PETAL_URL/predict?top_k=0"
 send "unmatched route (404)" "$PETAL_URL/no-such-route"
 for route in health ready model; do send "$route" "$PETAL_URL/$route"; done
 
-# rate() over [1m] needs two scrapes (5 s apart) after the traffic; the checker retries a while.
-sleep 12
-echo "== dashboard expressions"
-python3 monitoring/check_dashboards.py --prometheus "http://127.0.0.1:$PROM_PORT" --wait 45 \
+# The scraped values must be what was sent: 3 + 2 + 1 images classified; 4 good calls to
+# /predict and 1 to /predict/batch; one rejection of each kind sent; one unmatched path. Waiting
+# for them to show up is also waiting for the scrapes; rate() over [1m] then needs a second
+# scrape, for which the panel check retries.
+echo "== promtool check metrics on a scrape of petal"
+curl -fsS "$PETAL_URL/metrics" | promtool check metrics
+
+echo "== scraped values and dashboard expressions"
+python3 monitoring/check_dashboards.py --prometheus "http://127.0.0.1:$PROM_PORT" --wait 60 \
+    --expect 'petal_images_classified_total=6' \
+    --expect 'sum(petal_http_requests_total{route="/predict",status="2xx"})=4' \
+    --expect 'sum(petal_http_requests_total{route="/predict/batch",status="2xx"})=1' \
+    --expect 'sum(petal_http_requests_total{route="/predict",status="4xx"})=4' \
+    --expect 'sum(petal_http_requests_total{route="unmatched"})=1' \
+    --expect 'petal_rejected_inputs_total{kind="empty_image"}=1' \
+    --expect 'petal_rejected_inputs_total{kind="undecodable_image"}=1' \
+    --expect 'petal_rejected_inputs_total{kind="unsupported_content_type"}=1' \
+    --expect 'petal_rejected_inputs_total{kind="invalid_parameter"}=1' \
+    --expect 'petal_batch_size_count=7' \
+    --expect 'count(petal_model_info)=1' \
     monitoring/grafana/dashboards/*.json

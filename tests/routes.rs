@@ -448,8 +448,12 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let response =
-        test::call_service(service, TestRequest::get().uri("/metrics").to_request()).await;
+    // As Prometheus asks.
+    let request = TestRequest::get().uri("/metrics").insert_header((
+        "accept",
+        "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+    ));
+    let response = test::call_service(service, request.to_request()).await;
     assert_eq!(
         response.headers().get("content-type").unwrap(),
         petal::metrics::CONTENT_TYPE
@@ -521,6 +525,25 @@ async fn metrics_count_each_request_under_its_route_template() {
         !text.contains("favicon"),
         "a raw path leaked into a label:\n{text}"
     );
+}
+
+#[actix_web::test]
+async fn clients_that_do_not_ask_for_openmetrics_get_the_classic_text_format() {
+    let service = service!(state(true));
+    test::call_service(&service, TestRequest::get().uri("/health").to_request()).await;
+    let response =
+        test::call_service(&service, TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        petal::metrics::TEXT_CONTENT_TYPE
+    );
+    let text = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    // The classic format names the counter family with its `_total` suffix and has no `# EOF`.
+    assert!(
+        text.contains("# TYPE petal_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
 }
 
 #[actix_web::test]

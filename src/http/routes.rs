@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use super::errors::error_response;
 use super::{extract, AppState};
 use crate::classifier::{Classification, Classifier, Prediction, Timings};
 use crate::error::Error;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 
 #[derive(Debug, Deserialize)]
 pub struct PredictQuery {
@@ -153,10 +153,15 @@ pub async fn model(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     })))
 }
 
-pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(metrics::CONTENT_TYPE)
-        .body(metrics.render())
+/// OpenMetrics for clients that ask for it (Prometheus does), the classic text format otherwise.
+pub async fn metrics(req: HttpRequest, metrics: web::Data<Metrics>) -> HttpResponse {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (content_type, body) = metrics.render(accept.contains("application/openmetrics-text"));
+    HttpResponse::Ok().content_type(content_type).body(body)
 }
 
 pub async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -36,7 +36,10 @@ pub const IMAGES_CLASSIFIED: &str = "images_classified"; // petal_images_classif
 pub const MODEL_INFO: &str = "model_info";
 /// The route label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// The exposition Prometheus asks for (in its `Accept` header).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text exposition, for clients that do not ask for OpenMetrics (curl, promtool).
+pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// The Rust target this binary was built for, e.g. `aarch64-unknown-linux-musl`.
 pub const TARGET: &str = env!("PETAL_TARGET");
 
@@ -214,12 +217,24 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 }
 
 impl Metrics {
-    /// The OpenMetrics text exposition of every family.
-    pub fn render(&self) -> String {
+    /// Every family in the OpenMetrics text format, or in the classic Prometheus text format
+    /// (version 0.0.4) when `openmetrics` is false. Returns the content type with the text.
+    pub fn render(&self, openmetrics: bool) -> (&'static str, String) {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        let written = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        };
+        written.expect("writing to a String cannot fail");
+        (
+            if openmetrics {
+                CONTENT_TYPE
+            } else {
+                TEXT_CONTENT_TYPE
+            },
+            out,
+        )
     }
 
     /// Publishes `petal_model_info` once the model is loaded.
