@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use actix_http::Request;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::web;
@@ -83,6 +86,17 @@ fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
+/// What `test::init_service` returns, named once for the helpers below.
+trait TestService<B>:
+    Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+{
+}
+
+impl<S, B> TestService<B> for S where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+{
+}
+
 fn post_multipart(uri: &str, parts: &[(&str, &[u8])]) -> TestRequest {
     let (content_type, body) = multipart(parts);
     TestRequest::post()
@@ -91,15 +105,10 @@ fn post_multipart(uri: &str, parts: &[(&str, &[u8])]) -> TestRequest {
         .set_payload(body)
 }
 
-async fn call_json<S, B>(service: &S, request: TestRequest) -> (StatusCode, Value)
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn call_json<B: MessageBody>(
+    service: &impl TestService<B>,
+    request: TestRequest,
+) -> (StatusCode, Value) {
     let response = test::call_service(service, request.to_request()).await;
     let status = response.status();
     let body = test::read_body(response).await;
@@ -439,15 +448,7 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
         .unwrap()
 }
 
-async fn scrape<S, B>(service: &S) -> String
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn scrape<B: MessageBody>(service: &impl TestService<B>) -> String {
     // As Prometheus asks.
     let request = TestRequest::get().uri("/metrics").insert_header((
         "accept",
