@@ -33,6 +33,7 @@ RUN cargo fetch --locked
 FROM deps AS build
 ARG TARGETARCH
 ARG TARGETVARIANT
+COPY build.rs ./
 COPY src src
 COPY scripts/cross-build.sh scripts/
 RUN --mount=type=cache,id=petal-target-${TARGETARCH}${TARGETVARIANT},target=/src/target \

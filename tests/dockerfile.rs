@@ -148,6 +148,50 @@ fn the_image_build_runs_the_same_script_as_make_cross() {
     assert!(makefile.contains("scripts/cross-build.sh"));
 }
 
+/// The sources COPYed (from the build context) into `stage` and the stages it starts from.
+fn copied_sources<'a>(stages: &'a [Stage], stage: &'a Stage) -> Vec<&'a str> {
+    let mut sources = Vec::new();
+    let mut current = Some(stage);
+    while let Some(stage) = current {
+        for (keyword, args) in &stage.instructions {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            if keyword == "COPY" && !words.iter().any(|w| w.starts_with("--from=")) {
+                sources.extend(&words[..words.len().saturating_sub(1)]);
+            }
+        }
+        current = stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(stage.base.as_str()));
+    }
+    sources
+}
+
+#[test]
+fn the_build_stage_copies_every_input_cargo_reads() {
+    let text = project_dockerfile();
+    let stages = parse(&text);
+    let build = stages
+        .iter()
+        .find(|s| {
+            s.args("RUN")
+                .is_some_and(|a| a.contains("scripts/cross-build.sh"))
+        })
+        .expect("a stage runs scripts/cross-build.sh");
+    let copied = copied_sources(&stages, build);
+
+    // A file that is missing from the image build is one that only fails there: build.rs, for
+    // one, is read by cargo because it exists, not because Cargo.toml names it.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for input in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "benches"] {
+        if root.join(input).exists() {
+            assert!(
+                copied.iter().any(|c| c.trim_end_matches('/') == input),
+                "the build stage does not COPY {input} (it copies {copied:?})"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_run_on_the_target_platform_is_caught_even_through_a_parent_stage() {
     let text = "FROM --platform=$BUILDPLATFORM rust AS a\nRUN true\n\
