@@ -386,12 +386,22 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
         (404, Some("not_found")),
         "{body}"
     );
-    let (status, body) = call_json(&service, TestRequest::get().uri("/predict")).await;
-    assert_eq!(
-        (status.as_u16(), body["kind"].as_str()),
-        (405, Some("method_not_allowed")),
-        "{body}"
-    );
+    let wrong_methods = [
+        TestRequest::get().uri("/predict"),
+        TestRequest::get().uri("/predict/batch"),
+        TestRequest::post().uri("/health"),
+        TestRequest::post().uri("/ready"),
+        TestRequest::put().uri("/model"),
+        TestRequest::delete().uri("/metrics"),
+    ];
+    for request in wrong_methods {
+        let (status, body) = call_json(&service, request).await;
+        assert_eq!(
+            (status.as_u16(), body["kind"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{body}"
+        );
+    }
 }
 
 #[actix_web::test]

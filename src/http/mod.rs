@@ -55,6 +55,13 @@ impl AppState {
     }
 }
 
+/// A path answered by one route, and 405 with a JSON error for every other method.
+fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(routes::method_not_allowed))
+}
+
 /// The application: routes, JSON errors for bad queries and unknown paths, request logging and
 /// request metrics. Used as is by the server and by the route tests.
 pub fn app(
@@ -78,20 +85,15 @@ pub fn app(
         .app_data(state)
         .app_data(metrics)
         .app_data(query_errors)
-        .service(
-            web::resource("/predict")
-                .route(web::post().to(routes::predict))
-                .default_service(web::to(routes::method_not_allowed)),
-        )
-        .service(
-            web::resource("/predict/batch")
-                .route(web::post().to(routes::predict_batch))
-                .default_service(web::to(routes::method_not_allowed)),
-        )
-        .route("/health", web::get().to(routes::health))
-        .route("/ready", web::get().to(routes::ready))
-        .route("/model", web::get().to(routes::model))
-        .route("/metrics", web::get().to(routes::metrics))
+        .service(resource("/predict", web::post().to(routes::predict)))
+        .service(resource(
+            "/predict/batch",
+            web::post().to(routes::predict_batch),
+        ))
+        .service(resource("/health", web::get().to(routes::health)))
+        .service(resource("/ready", web::get().to(routes::ready)))
+        .service(resource("/model", web::get().to(routes::model)))
+        .service(resource("/metrics", web::get().to(routes::metrics)))
         .default_service(web::to(routes::not_found))
         .wrap(from_fn(metrics::track))
         .wrap(
