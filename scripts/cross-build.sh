@@ -7,7 +7,7 @@
 set -euo pipefail
 
 ZIG_VENV="${ZIG_VENV:-/var/cache/petal/zig-venv}"
-[ -x "$ZIG_VENV/bin/zig" ] && export PATH="$ZIG_VENV/bin:$PATH"
+[ -x "$ZIG_VENV/bin/cargo-zigbuild" ] && export PATH="$ZIG_VENV/bin:$PATH"
 
 triples=("$@")
 [ ${#triples[@]} -gt 0 ] || triples=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
