@@ -3,7 +3,7 @@
 //! reference: what "optimise once with a symbolic batch" gives), and one specialised to 4 images.
 //! Also the whole path (decode + preprocess + inference) on a committed photo.
 //!
-//! `cargo bench --bench inference`; BENCHMARKS.md records the figures.
+//! `cargo bench --profile dev --bench inference`; BENCHMARKS.md records the figures.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -168,8 +168,8 @@ fn optimise(proto: &ModelProto, info: &ModelInfo) -> anyhow::Result<Plan> {
     );
 
     // NOTE: the plan is specialised to one image per run. With tract 0.23 a plan optimised for a
-    // symbolic batch ran EfficientNet-Lite0 about 5x slower per image, and plans specialised to
-    // 4 or 8 images about 1.8x slower per image, than this one (BENCHMARKS.md); batches are run
+    // symbolic batch ran EfficientNet-Lite0 about 5-6x slower per image, and a plan specialised
+    // to 4 images about 1.8x slower per image, than this one (BENCHMARKS.md); batches are run
     // image by image, in parallel across requests and across the images of a batch request.
     let single = typed.set_symbols(&HashMap::from([(batch, 1.to_dim())]))?;
     let optimised = single.into_optimized().context("optimising the graph")?;
