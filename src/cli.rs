@@ -1,14 +1,24 @@
 //! The commands that run without a server: `classify` (the same path as the routes, printed)
 //! and `healthcheck` (asks a running server whether it is ready).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, Prediction, Timings};
 use crate::config::{ClassifyArgs, HealthcheckArgs, ImageLimits};
 use crate::model::Model;
+
+/// One image's line of `classify --json`: the shape of a `/predict` answer, plus the file.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    image: &'a Path,
+    model: &'a str,
+    predictions: &'a [Prediction],
+    timings_ms: Timings,
+}
 
 /// Classifies each file and prints its top classes; fails if any file could not be classified.
 pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
@@ -29,13 +39,13 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
             .and_then(|bytes| Ok(classifier.classify(&bytes, top_k)?));
         match result {
             Ok(result) if args.json => {
-                let line = json!({
-                    "image": path,
-                    "model": name,
-                    "predictions": result.predictions,
-                    "timings_ms": result.timings_ms,
-                });
-                println!("{line}");
+                let line = JsonLine {
+                    image: path,
+                    model: &name,
+                    predictions: &result.predictions,
+                    timings_ms: result.timings_ms,
+                };
+                println!("{}", serde_json::to_string(&line)?);
             }
             Ok(result) => {
                 println!("{}", path.display());

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// Seconds a client has to send its request headers before the connection is dropped.
     #[arg(long, env = "PETAL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// Seconds a client has to send a whole prediction request body (408 when it is slower).
+    #[arg(long, env = "PETAL_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +141,7 @@ pub struct Settings {
     pub max_batch: usize,
     pub default_top_k: usize,
     pub request_timeout: Duration,
+    pub body_timeout: Duration,
     pub limits: ImageLimits,
 }
 
@@ -175,6 +180,7 @@ impl TryFrom<ServeArgs> for Settings {
         positive("PETAL_MAX_BATCH", args.max_batch as u64)?;
         positive("PETAL_TOP_K", args.top_k as u64)?;
         positive("PETAL_REQUEST_TIMEOUT_SECS", args.request_timeout_secs)?;
+        positive("PETAL_BODY_TIMEOUT_SECS", args.body_timeout_secs)?;
 
         Ok(Settings {
             model: args.model.model,
@@ -185,6 +191,7 @@ impl TryFrom<ServeArgs> for Settings {
             max_batch: args.max_batch,
             default_top_k: args.top_k,
             request_timeout: Duration::from_secs(args.request_timeout_secs),
+            body_timeout: Duration::from_secs(args.body_timeout_secs),
             limits: ImageLimits {
                 max_pixels: args.model.max_pixels,
             },

@@ -28,6 +28,22 @@ pub enum Error {
         limit: u64,
     },
 
+    #[error(
+        "the {width}×{height} image would be {resized_width}×{resized_height} = {pixels} pixels once \
+         resized for the model, over the limit of {limit}"
+    )]
+    ResizedTooLarge {
+        width: u32,
+        height: u32,
+        resized_width: u32,
+        resized_height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+
+    #[error("the request body did not arrive within the limit of {seconds} s")]
+    BodyTimeout { seconds: u64 },
+
     #[error("{count} images in one request, over the limit of {limit}")]
     TooManyImages { count: usize, limit: usize },
 
@@ -64,8 +80,9 @@ impl Error {
             Error::UnsupportedFormat(_) => "unsupported_format",
             Error::UnsupportedContentType(_) => "unsupported_content_type",
             Error::BodyTooLarge { .. } => "body_too_large",
-            Error::TooManyPixels { .. } => "too_many_pixels",
+            Error::TooManyPixels { .. } | Error::ResizedTooLarge { .. } => "too_many_pixels",
             Error::TooManyImages { .. } => "too_many_images",
+            Error::BodyTimeout { .. } => "body_timeout",
             Error::BadRequest(_) => "bad_request",
             Error::InvalidParameter(_) => "invalid_parameter",
             Error::NotReady => "not_ready",

@@ -127,9 +127,11 @@ fn resize_and_crop(
     let (new_width, new_height) = resized_size(width, height, spec.resize_shorter);
     let pixels = u64::from(new_width) * u64::from(new_height);
     if pixels > limits.max_pixels {
-        return Err(Error::TooManyPixels {
-            width: new_width,
-            height: new_height,
+        return Err(Error::ResizedTooLarge {
+            width,
+            height,
+            resized_width: new_width,
+            resized_height: new_height,
             pixels,
             limit: limits.max_pixels,
         });
@@ -262,9 +264,18 @@ mod tests {
         let strip = RgbImage::new(4000, 1);
         let err = to_tensor(&strip, &spec(256, 224), LIMITS).unwrap_err();
         assert!(
-            matches!(err, Error::TooManyPixels { height: 256, .. }),
+            matches!(
+                err,
+                Error::ResizedTooLarge {
+                    width: 4000,
+                    height: 1,
+                    resized_height: 256,
+                    ..
+                }
+            ),
             "{err:?}"
         );
+        assert_eq!(err.kind(), "too_many_pixels");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -38,7 +39,12 @@ fn petal(args: &[&str]) -> Command {
 
 /// Starts the server on port 0 and waits for the log line announcing it ready with its address.
 fn start_server(model: &Path) -> Server {
+    start_server_with(model, &[])
+}
+
+fn start_server_with(model: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = petal(&["serve"])
+        .envs(env.iter().copied())
         .env("PETAL_MODEL", model)
         .env("PETAL_HOST", "127.0.0.1")
         .env("PETAL_PORT", "0")
@@ -120,6 +126,15 @@ fn the_server_classifies_a_posted_photo_and_logs_the_request() {
     );
     assert_eq!(body["predictions"].as_array().unwrap().len(), 3);
 
+    // The command line prints the very same predictions, to the same digits.
+    let output = petal(&["classify", "--json", "-k", "3"])
+        .arg(reference.image_path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["predictions"], body["predictions"]);
+
     let (status, body) = post_image(&format!("{}/predict", server.url), b"garbage");
     assert_eq!(
         (status, body["kind"].as_str()),
@@ -136,6 +151,42 @@ fn the_server_classifies_a_posted_photo_and_logs_the_request() {
         logged.contains(" INFO ") && logged.trim_end().ends_with("ms"),
         "{logged}"
     );
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_answered_408_and_the_server_keeps_serving() {
+    let server = start_server_with(
+        &common::tiny_model_path(),
+        &[("PETAL_BODY_TIMEOUT_SECS", "1")],
+    );
+    let address = server.url.trim_start_matches("http://");
+
+    // Promise 1000 bytes, send 3, then wait for the answer without closing.
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /predict HTTP/1.1\r\nHost: petal\r\ncontent-type: image/png\r\n\
+              content-length: 1000\r\n\r\nabc",
+        )
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains('}') {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("no answer to a stalled body: {e}"),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""kind":"body_timeout""#), "{answer}");
+
+    let response = agent().get(format!("{}/health", server.url)).call();
+    assert_eq!(response.unwrap().status().as_u16(), 200);
 }
 
 #[test]

@@ -29,6 +29,7 @@ fn settings() -> Settings {
         max_batch: 4,
         default_top_k: 5,
         request_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
         limits: ImageLimits {
             max_pixels: 40_000_000,
         },
@@ -196,17 +197,32 @@ async fn top_k_sets_the_number_of_predictions_and_is_checked() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["predictions"].as_array().unwrap().len(), 3);
 
-    for bad in ["0", "1001", "many", "-1"] {
-        let uri = format!("/predict?top_k={bad}");
+    for bad in [
+        "top_k=0",
+        "top_k=1001",
+        "top_k=many",
+        "top_k=-1",
+        "topk=3",
+        "top_k=1&top_k=2",
+    ] {
+        let uri = format!("/predict?{bad}");
         let (status, body) = call_json(&service, post_multipart(&uri, &[("image", &bytes)])).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "top_k={bad}: {body}"
-        );
-        assert_eq!(body["kind"], "invalid_parameter", "top_k={bad}: {body}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["kind"], "invalid_parameter", "{bad}: {body}");
         assert!(body["error"].as_str().unwrap().contains("top_k"), "{body}");
     }
+    let (_, body) = call_json(
+        &service,
+        post_multipart("/predict?topk=3", &[("image", &bytes)]),
+    )
+    .await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `topk`"),
+        "{body}"
+    );
 }
 
 #[actix_web::test]
@@ -394,14 +410,27 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
         TestRequest::put().uri("/model"),
         TestRequest::delete().uri("/metrics"),
     ];
-    for request in wrong_methods {
-        let (status, body) = call_json(&service, request).await;
-        assert_eq!(
-            (status.as_u16(), body["kind"].as_str()),
-            (405, Some("method_not_allowed")),
-            "{body}"
-        );
+    for (request, allow) in wrong_methods.into_iter().zip([
+        "POST",
+        "POST",
+        "GET, HEAD",
+        "GET, HEAD",
+        "GET, HEAD",
+        "GET, HEAD",
+    ]) {
+        let response = test::call_service(&service, request.to_request()).await;
+        assert_eq!(response.status().as_u16(), 405);
+        assert_eq!(response.headers().get("allow").unwrap(), allow);
+        let body: Value = test::read_body_json(response).await;
+        assert_eq!(body["kind"], "method_not_allowed", "{body}");
     }
+
+    // HEAD is answered wherever GET is.
+    let head = TestRequest::default()
+        .method(actix_web::http::Method::HEAD)
+        .uri("/health");
+    let response = test::call_service(&service, head.to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[actix_web::test]

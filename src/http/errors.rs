@@ -31,7 +31,9 @@ impl ResponseError for Error {
             }
             Error::BodyTooLarge { .. }
             | Error::TooManyPixels { .. }
+            | Error::ResizedTooLarge { .. }
             | Error::TooManyImages { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::InvalidParameter(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Error::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,7 +80,18 @@ mod tests {
             }),
             413
         );
+        let resized = Error::ResizedTooLarge {
+            width: 2000,
+            height: 3,
+            resized_width: 170_666,
+            resized_height: 256,
+            pixels: 43_690_496,
+            limit: 40_000_000,
+        };
+        assert_eq!(resized.kind(), "too_many_pixels");
+        assert_eq!(status(resized), 413);
         assert_eq!(status(Error::TooManyImages { count: 3, limit: 2 }), 413);
+        assert_eq!(status(Error::BodyTimeout { seconds: 1 }), 408);
         assert_eq!(status(Error::InvalidParameter("x".into())), 422);
         assert_eq!(status(Error::NotReady), 503);
         assert_eq!(status(Error::Inference("x".into())), 500);

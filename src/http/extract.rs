@@ -112,7 +112,8 @@ struct JsonImages {
     images: Vec<String>,
 }
 
-fn decode_base64(text: &str, position: usize) -> Result<Bytes, Error> {
+/// Decodes one base64 image; `field` names it in errors (`image`, or `images[2]`).
+fn decode_base64(text: &str, field: &str) -> Result<Bytes, Error> {
     // Accept data URLs as browsers produce them: `data:image/png;base64,....`.
     let data = match text.split_once("base64,") {
         Some((prefix, rest)) if prefix.starts_with("data:") => rest,
@@ -121,7 +122,7 @@ fn decode_base64(text: &str, position: usize) -> Result<Bytes, Error> {
     base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .map(Bytes::from)
-        .map_err(|e| Error::BadRequest(format!("image {position} is not valid base64: {e}")))
+        .map_err(|e| Error::BadRequest(format!("`{field}` is not valid base64: {e}")))
 }
 
 fn read_json(body: &[u8]) -> Result<Vec<Bytes>, Error> {
@@ -130,14 +131,15 @@ fn read_json(body: &[u8]) -> Result<Vec<Bytes>, Error> {
             "the JSON body must be {{\"image\": \"<base64>\"}} or {{\"images\": [...]}}: {e}"
         ))
     })?;
-    let texts: Vec<String> = parsed.image.into_iter().chain(parsed.images).collect();
+    let single = parsed.image.map(|text| ("image".to_string(), text));
+    let several = (parsed.images.into_iter().enumerate()).map(|(i, t)| (format!("images[{i}]"), t));
+    let texts: Vec<(String, String)> = single.into_iter().chain(several).collect();
     if texts.is_empty() {
         return Err(Error::EmptyImage);
     }
     texts
         .iter()
-        .enumerate()
-        .map(|(i, text)| decode_base64(text, i))
+        .map(|(field, text)| decode_base64(text, field))
         .collect()
 }
 
@@ -211,7 +213,10 @@ mod tests {
             2
         );
         assert!(
-            matches!(read_json(br#"{"image": "not base64!"}"#), Err(Error::BadRequest(m)) if m.contains("base64"))
+            matches!(read_json(br#"{"image": "not base64!"}"#), Err(Error::BadRequest(m)) if m.starts_with("`image` is not valid base64"))
+        );
+        assert!(
+            matches!(read_json(br#"{"images": ["aGk=", "?"]}"#), Err(Error::BadRequest(m)) if m.starts_with("`images[1]` is not valid base64"))
         );
         assert!(matches!(
             read_json(br#"{"picture": "aGk="}"#),

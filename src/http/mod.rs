@@ -6,11 +6,13 @@ mod extract;
 mod routes;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::QueryPayloadError;
 use actix_web::middleware::{from_fn, Logger};
-use actix_web::{web, App, HttpServer};
+use actix_web::{guard, web, App, HttpRequest, HttpServer, Resource, Route};
 use anyhow::Context;
 use tokio::sync::Semaphore;
 
@@ -27,6 +29,7 @@ pub struct AppState {
     classifier: OnceLock<Arc<Classifier>>,
     permits: Semaphore,
     max_body_bytes: usize,
+    body_timeout: Duration,
     max_batch: usize,
     default_top_k: usize,
 }
@@ -38,6 +41,7 @@ impl AppState {
             classifier: OnceLock::new(),
             permits: Semaphore::new(settings.inference_threads),
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
             max_batch: settings.max_batch,
             default_top_k: settings.default_top_k,
         }
@@ -55,11 +59,19 @@ impl AppState {
     }
 }
 
-/// A path answered by one route, and 405 with a JSON error for every other method.
-fn resource(path: &str, route: actix_web::Route) -> actix_web::Resource {
+/// A path answered by one route; every other method gets 405 with a JSON error and an `Allow`
+/// header listing `allow`.
+fn resource(path: &str, allow: &'static str, route: Route) -> Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(routes::method_not_allowed))
+        .default_service(web::to(move |req: HttpRequest| {
+            routes::method_not_allowed(req, allow)
+        }))
+}
+
+/// GET, and HEAD with the same headers and no body (health checkers use either).
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// The application: routes, JSON errors for bad queries and unknown paths, request logging and
@@ -76,24 +88,34 @@ pub fn app(
         InitError = (),
     >,
 > {
-    // The only query parameter is `top_k`, so a query that does not parse is a bad `top_k`.
+    // The only query parameter is `top_k`: a query that does not parse is a bad or misspelt one.
     let query_errors = web::QueryConfig::default().error_handler(|err, _req| {
-        Error::InvalidParameter(format!("top_k must be a whole number: {err}")).into()
+        let reason = match err {
+            QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        let message = format!("the query takes one parameter, top_k, a whole number: {reason}");
+        Error::InvalidParameter(message).into()
     });
 
     App::new()
         .app_data(state)
         .app_data(metrics)
         .app_data(query_errors)
-        .service(resource("/predict", web::post().to(routes::predict)))
+        .service(resource(
+            "/predict",
+            "POST",
+            web::post().to(routes::predict),
+        ))
         .service(resource(
             "/predict/batch",
+            "POST",
             web::post().to(routes::predict_batch),
         ))
-        .service(resource("/health", web::get().to(routes::health)))
-        .service(resource("/ready", web::get().to(routes::ready)))
-        .service(resource("/model", web::get().to(routes::model)))
-        .service(resource("/metrics", web::get().to(routes::metrics)))
+        .service(resource("/health", "GET, HEAD", get().to(routes::health)))
+        .service(resource("/ready", "GET, HEAD", get().to(routes::ready)))
+        .service(resource("/model", "GET, HEAD", get().to(routes::model)))
+        .service(resource("/metrics", "GET, HEAD", get().to(routes::metrics)))
         .default_service(web::to(routes::not_found))
         .wrap(from_fn(metrics::track))
         .wrap(

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PredictQuery {
     top_k: Option<usize>,
 }
@@ -78,7 +79,12 @@ async fn receive(
     state: &AppState,
 ) -> Result<(Arc<Classifier>, Vec<Bytes>), Error> {
     let classifier = state.classifier()?;
-    let images = extract::images(req.headers(), payload, state.max_body_bytes).await?;
+    let reading = extract::images(req.headers(), payload, state.max_body_bytes);
+    let images = actix_web::rt::time::timeout(state.body_timeout, reading)
+        .await
+        .map_err(|_| Error::BodyTimeout {
+            seconds: state.body_timeout.as_secs(),
+        })??;
     if let Some(metrics) = req.app_data::<web::Data<Metrics>>() {
         metrics.observe_batch(images.len());
     }
@@ -172,10 +178,18 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     )
 }
 
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    error_response(
+pub async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    )
+        format!(
+            "{} is not allowed on {} (use {allow})",
+            req.method(),
+            req.path()
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
 }
