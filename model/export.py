@@ -49,6 +49,7 @@ import importlib.metadata
 import importlib.resources
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -163,6 +164,11 @@ def pixel_stats(
         ``(mean, std)`` in pixel units, rounded to 6 decimals so the JSON
         stays readable (0.224 * 255 is 57.12, not 57.120000000000005).
     """
+    if not pixel_units and any(v > 1.0 for v in (*mean, *std)):
+        raise ValueError(
+            f"--mean {list(mean)} --std {list(std)} look like 0..255 values: pass --pixel-units, "
+            "or give torchvision-style 0..1 statistics"
+        )
     scale = 1.0 if pixel_units else 255.0
     return (
         tuple(round(scale * v, 6) for v in mean),
@@ -210,10 +216,40 @@ def export_classifier(
 
     example = torch.zeros(1, 3, preprocess.crop, preprocess.crop)
     with torch.no_grad():
-        width = model(example).shape[-1]
+        try:
+            width = model(example).shape[-1]
+        except RuntimeError as error:
+            raise ValueError(
+                f"the model does not take a [1, 3, {preprocess.crop}, {preprocess.crop}] input "
+                f"(is --crop right?): {error}"
+            ) from error
     if width != len(labels):
         raise ValueError(f"model has {width} outputs but {len(labels)} labels were given")
 
+    # The file is written beside its destination and moved there only once every check has
+    # passed, so a failed export never leaves a file that looks finished.
+    partial = out_path.with_name(out_path.name + ".partial")
+    try:
+        write_onnx(model, example, name, labels, preprocess, partial, description)
+        verify_export(partial, model, preprocess, len(labels))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out_path)
+    print(f"wrote {out_path} ({out_path.stat().st_size} bytes, sha256 {sha256_of(out_path)})")
+    return out_path
+
+
+def write_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    name: str,
+    labels: Sequence[str],
+    preprocess: Preprocess,
+    out_path: Path,
+    description: str,
+) -> None:
+    """Export with petal's input/output names, dynamic batch axis and metadata."""
     with torch.no_grad():
         torch.onnx.export(
             model,
@@ -241,10 +277,6 @@ def export_classifier(
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(out_path))
-
-    verify_export(out_path, model, preprocess, len(labels))
-    print(f"wrote {out_path} ({out_path.stat().st_size} bytes, sha256 {sha256_of(out_path)})")
-    return out_path
 
 
 def verify_export(path: Path, model: nn.Module, preprocess: Preprocess, num_classes: int) -> float:
@@ -285,7 +317,13 @@ def verify_export(path: Path, model: nn.Module, preprocess: Preprocess, num_clas
     pixels = rng.uniform(0.0, 255.0, size=(2, preprocess.crop, preprocess.crop, 3)).astype(np.float32)
     batch = normalise(pixels, preprocess).transpose(0, 3, 1, 2).copy()
     with torch.no_grad():
-        reference = model(torch.from_numpy(batch)).numpy()
+        try:
+            reference = model(torch.from_numpy(batch)).numpy()
+        except RuntimeError as error:
+            raise ValueError(
+                "the model fails on a batch of 2 images: does its forward fix the batch size "
+                f"(e.g. x.view(1, -1) instead of x.flatten(1))? {error}"
+            ) from error
     (produced,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
     diff = float(np.max(np.abs(produced - reference)))
     print(f"verify {path.name}: onnxruntime vs PyTorch max |diff| = {diff:.3e} on batch {list(batch.shape)}")
