@@ -6,6 +6,12 @@
     check_dashboards.py [--prometheus URL] DASHBOARD.json... structure, then every expression
                                                              through /api/v1/query
 
+`--expect EXPR=VALUE` first waits until an expression has that value. `--expect-increase
+EXPR=DELTA` waits until it has grown by DELTA over the value recorded by an earlier run with
+`--write-baseline FILE` (same EXPRs, before the traffic), read back with `--baseline FILE`:
+that run waits for a scrape newer than `--after` (a Unix time) and records each EXPR, 0 where
+it has no sample yet.
+
 An expression fails when Prometheus answers with an error or with an empty result. The exit
 status is 0 when everything passed, 1 when a check failed and 2 for usage or I/O errors.
 Standard library only (Python 3.9+).
@@ -210,12 +216,33 @@ def single_value(base_url: str, expr: str, timeout: float) -> float | None:
     return float(result[0]["value"][1])
 
 
-def check_expectations(expected: list[str], base_url: str, timeout: float, wait: float) -> int:
-    """Wait until every `EXPR=VALUE` holds; fail listing those that never did."""
-    wanted = []
-    for item in expected:
+def parse_expectations(items: list[str]) -> list[tuple[str, float]]:
+    """`EXPR=NUMBER` pairs; the last `=` splits them, since EXPR may hold `=` itself."""
+    pairs = []
+    for item in items:
         expr, _, value = item.rpartition("=")
-        wanted.append((expr.strip(), float(value)))
+        pairs.append((expr.strip(), float(value)))
+    return pairs
+
+
+def write_baseline(path: str, exprs: list[str], base_url: str, timeout: float, after: float, wait: float) -> int:
+    """Record each expression's value from the first petal scrape newer than `after`."""
+    deadline = time.monotonic() + wait
+    while (single_value(base_url, 'max(timestamp(up{job="petal"}))', timeout) or 0.0) <= after:
+        if time.monotonic() >= deadline:
+            print(f"no scrape of petal newer than {after} within {wait:g} s", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    values = {expr: single_value(base_url, expr, timeout) or 0.0 for expr in exprs}
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(values, out, indent=1)
+    for expr, value in values.items():
+        print(f"baseline  {expr} = {value:g}")
+    return 0
+
+
+def check_expectations(wanted: list[tuple[str, float]], base_url: str, timeout: float, wait: float) -> int:
+    """Wait until every `(EXPR, VALUE)` holds; fail listing those that never did."""
     deadline = time.monotonic() + wait
     while True:
         got = {expr: single_value(base_url, expr, timeout) for expr, _ in wanted}
@@ -276,7 +303,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep retrying failing expressions for this long (default: 0)")
     parser.add_argument("--expect", action="append", default=[], metavar="EXPR=VALUE",
                         help="before the panels, wait until EXPR has exactly one sample equal to VALUE")
+    parser.add_argument("--expect-increase", action="append", default=[], metavar="EXPR=DELTA",
+                        help="like --expect, for VALUE = the --baseline value of EXPR + DELTA")
+    parser.add_argument("--baseline", metavar="FILE", help="values written by --write-baseline")
+    parser.add_argument("--write-baseline", metavar="FILE",
+                        help="record the --expect-increase expressions' values and stop")
+    parser.add_argument("--after", type=float, default=0.0, metavar="UNIX_TIME",
+                        help="with --write-baseline: wait for a scrape of petal newer than this")
     args = parser.parse_args(argv)
+
+    increases = parse_expectations(args.expect_increase)
+    if args.write_baseline:
+        exprs = [expr for expr, _ in increases]
+        return write_baseline(args.write_baseline, exprs, args.prometheus, args.timeout, args.after, max(args.wait, 30.0))
+    wanted = parse_expectations(args.expect)
+    if increases:
+        if not args.baseline:
+            print("--expect-increase needs --baseline (written by --write-baseline)", file=sys.stderr)
+            return 2
+        with open(args.baseline, encoding="utf-8") as baseline_file:
+            baseline = json.load(baseline_file)
+        wanted += [(expr, baseline.get(expr, 0.0) + delta) for expr, delta in increases]
 
     dashboards = []
     for path in args.dashboards:
@@ -303,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"structure OK: {len(dashboards)} dashboard(s), {len(found)} expression(s)")
     if args.structure_only:
         return 0
-    if args.expect and check_expectations(args.expect, args.prometheus, args.timeout, args.wait):
+    if wanted and check_expectations(wanted, args.prometheus, args.timeout, args.wait):
         return 1
     return run_queries(found, args.prometheus, args.timeout, args.wait)
 

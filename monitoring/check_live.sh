@@ -46,6 +46,30 @@ for _ in $(seq 1 60); do
 done
 curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null || { echo "Prometheus did not start" >&2; exit 1; }
 
+# What the traffic below must add to petal's counters: 3 + 2 + 1 images classified; 4 good
+# calls to /predict and 1 to /predict/batch; one rejection of each kind sent; one unmatched path.
+# They are increases over a baseline read from a scrape made before the traffic, so petal may
+# have served requests before this script ran.
+increases=(
+    'petal_images_classified_total=6'
+    'sum(petal_http_requests_total{route="/predict",status="2xx"})=4'
+    'sum(petal_http_requests_total{route="/predict/batch",status="2xx"})=1'
+    'sum(petal_http_requests_total{route="/predict",status="4xx"})=4'
+    'sum(petal_http_requests_total{route="unmatched"})=1'
+    'petal_rejected_inputs_total{kind="empty_image"}=1'
+    'petal_rejected_inputs_total{kind="undecodable_image"}=1'
+    'petal_rejected_inputs_total{kind="unsupported_content_type"}=1'
+    'petal_rejected_inputs_total{kind="invalid_parameter"}=1'
+    'petal_batch_size_count=7'
+)
+increase_args=()
+for item in "${increases[@]}"; do increase_args+=(--expect-increase "$item"); done
+
+echo "== baseline from a scrape made after $(date -u +%T)"
+python3 monitoring/check_dashboards.py --prometheus "http://127.0.0.1:$PROM_PORT" \
+    --write-baseline "$work/baseline.json" --after "$(date +%s)" "${increase_args[@]}" \
+    monitoring/grafana/dashboards/*.json
+
 # Each request prints its status; what matters is that petal counts it.
 send() { curl -sS -o /dev/null -w "%{http_code}  $1\n" "${@:2}" || true; }
 echo "== traffic to $PETAL_URL"
@@ -61,24 +85,13 @@ send "invalid top_k (422)" -F "image=@${images[0]}" "$PETAL_URL/predict?top_k=0"
 send "unmatched route (404)" "$PETAL_URL/no-such-route"
 for route in health ready model; do send "$route" "$PETAL_URL/$route"; done
 
-# The scraped values must be what was sent: 3 + 2 + 1 images classified; 4 good calls to
-# /predict and 1 to /predict/batch; one rejection of each kind sent; one unmatched path. Waiting
-# for them to show up is also waiting for the scrapes; rate() over [1m] then needs a second
-# scrape, for which the panel check retries.
+# Waiting for the increases to show up is also waiting for the scrapes; rate() over [1m] then
+# needs a second scrape, for which the panel check retries.
 echo "== promtool check metrics on a scrape of petal"
 curl -fsS "$PETAL_URL/metrics" | promtool check metrics
 
 echo "== scraped values and dashboard expressions"
 python3 monitoring/check_dashboards.py --prometheus "http://127.0.0.1:$PROM_PORT" --wait 60 \
-    --expect 'petal_images_classified_total=6' \
-    --expect 'sum(petal_http_requests_total{route="/predict",status="2xx"})=4' \
-    --expect 'sum(petal_http_requests_total{route="/predict/batch",status="2xx"})=1' \
-    --expect 'sum(petal_http_requests_total{route="/predict",status="4xx"})=4' \
-    --expect 'sum(petal_http_requests_total{route="unmatched"})=1' \
-    --expect 'petal_rejected_inputs_total{kind="empty_image"}=1' \
-    --expect 'petal_rejected_inputs_total{kind="undecodable_image"}=1' \
-    --expect 'petal_rejected_inputs_total{kind="unsupported_content_type"}=1' \
-    --expect 'petal_rejected_inputs_total{kind="invalid_parameter"}=1' \
-    --expect 'petal_batch_size_count=7' \
+    --baseline "$work/baseline.json" "${increase_args[@]}" \
     --expect 'count(petal_model_info)=1' \
     monitoring/grafana/dashboards/*.json

@@ -63,6 +63,21 @@ pub enum Error {
     InBatch { index: usize, source: Box<Error> },
 }
 
+/// The kinds of [`Error::is_client_error`] errors: `petal_rejected_inputs_total` starts each
+/// at zero, so that the first rejection of a kind shows in a rate.
+pub const CLIENT_ERROR_KINDS: [&str; 10] = [
+    "empty_image",
+    "undecodable_image",
+    "unsupported_format",
+    "unsupported_content_type",
+    "body_too_large",
+    "too_many_pixels",
+    "too_many_images",
+    "body_timeout",
+    "bad_request",
+    "invalid_parameter",
+];
+
 impl Error {
     /// Marks an error as belonging to image `index` (counted from 0) of a batch.
     pub fn in_batch(index: usize, source: Error) -> Error {
@@ -98,5 +113,48 @@ impl Error {
             Error::InBatch { source, .. } => source.is_client_error(),
             _ => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_error_kinds_are_those_of_the_client_errors() {
+        let one_of_each = [
+            Error::EmptyImage,
+            Error::Undecodable("x".into()),
+            Error::UnsupportedFormat("x".into()),
+            Error::UnsupportedContentType("x".into()),
+            Error::BodyTooLarge { limit: 1 },
+            Error::TooManyPixels {
+                width: 2,
+                height: 1,
+                pixels: 2,
+                limit: 1,
+            },
+            Error::ResizedTooLarge {
+                width: 2,
+                height: 1,
+                resized_width: 4,
+                resized_height: 2,
+                pixels: 8,
+                limit: 1,
+            },
+            Error::TooManyImages { count: 2, limit: 1 },
+            Error::BodyTimeout { seconds: 1 },
+            Error::BadRequest("x".into()),
+            Error::InvalidParameter("x".into()),
+            Error::NotReady,
+            Error::Inference("x".into()),
+        ];
+        let mut client_kinds: Vec<&str> = one_of_each
+            .iter()
+            .filter(|e| e.is_client_error())
+            .map(Error::kind)
+            .collect();
+        client_kinds.dedup();
+        assert_eq!(client_kinds, CLIENT_ERROR_KINDS);
     }
 }

@@ -559,8 +559,26 @@ async fn metrics_count_each_request_under_its_route_template() {
         ),
         3.0
     );
-    // Only the scrape itself is in flight while it is rendered.
-    assert_eq!(sample(&text, "petal_http_requests_in_flight", ""), 1.0);
+    // Nothing is in flight: the scrape does not count itself.
+    assert_eq!(sample(&text, "petal_http_requests_in_flight", ""), 0.0);
+    // Series a dashboard rates over exist from the start, at zero, so that their first
+    // increase shows.
+    assert_eq!(
+        sample(
+            &text,
+            requests,
+            r#"route="/predict/batch",method="POST",status="5xx""#
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "petal_rejected_inputs_total",
+            r#"kind="body_timeout""#
+        ),
+        0.0
+    );
     assert!(
         !text.contains("favicon"),
         "a raw path leaked into a label:\n{text}"

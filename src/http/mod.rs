@@ -21,7 +21,7 @@ pub use errors::ErrorBody;
 use crate::classifier::Classifier;
 use crate::config::Settings;
 use crate::error::Error;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, METRICS_PATH};
 use crate::model::Model;
 
 /// What every request handler shares.
@@ -60,8 +60,9 @@ impl AppState {
 }
 
 /// A path answered by one route; every other method gets 405 with a JSON error and an `Allow`
-/// header listing `allow`.
-fn resource(path: &str, allow: &'static str, route: Route) -> Resource {
+/// header listing `allow`. The path's request counters start at zero for those methods.
+fn resource(metrics: &Metrics, path: &str, allow: &'static str, route: Route) -> Resource {
+    metrics.prepare_route(path, allow.split(", "));
     web::resource(path)
         .route(route)
         .default_service(web::to(move |req: HttpRequest| {
@@ -98,24 +99,29 @@ pub fn app(
         Error::InvalidParameter(message).into()
     });
 
+    let resource = {
+        let metrics = metrics.clone();
+        move |path, allow, route| resource(&metrics, path, allow, route)
+    };
+    let post = web::post;
     App::new()
         .app_data(state)
         .app_data(metrics)
         .app_data(query_errors)
-        .service(resource(
-            "/predict",
-            "POST",
-            web::post().to(routes::predict),
-        ))
+        .service(resource("/predict", "POST", post().to(routes::predict)))
         .service(resource(
             "/predict/batch",
             "POST",
-            web::post().to(routes::predict_batch),
+            post().to(routes::predict_batch),
         ))
         .service(resource("/health", "GET, HEAD", get().to(routes::health)))
         .service(resource("/ready", "GET, HEAD", get().to(routes::ready)))
         .service(resource("/model", "GET, HEAD", get().to(routes::model)))
-        .service(resource("/metrics", "GET, HEAD", get().to(routes::metrics)))
+        .service(resource(
+            METRICS_PATH,
+            "GET, HEAD",
+            get().to(routes::metrics),
+        ))
         .default_service(web::to(routes::not_found))
         .wrap(from_fn(metrics::track))
         .wrap(
@@ -158,6 +164,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     match loaded {
         Ok(classifier) => {
+            // Ready first, then say so: whoever waits for the line may send at once.
+            let classifier = Arc::new(classifier);
+            metrics.set_model_info(classifier.info());
+            state.set_ready(classifier.clone());
             let info = classifier.info();
             log::info!(
                 "ready: serving {} ({} classes, sha256 {}) on http://{addr}",
@@ -165,8 +175,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 info.num_classes(),
                 &info.sha256[..12]
             );
-            metrics.set_model_info(info);
-            state.set_ready(Arc::new(classifier));
         }
         Err(error) => {
             handle.stop(false).await;

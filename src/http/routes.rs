@@ -85,10 +85,14 @@ async fn receive(
         .map_err(|_| Error::BodyTimeout {
             seconds: state.body_timeout.as_secs(),
         })??;
+    Ok((classifier, images))
+}
+
+/// Counts the images of a request that passed the route's limit on their number.
+fn record_batch(req: &HttpRequest, images: &[Bytes]) {
     if let Some(metrics) = req.app_data::<web::Data<Metrics>>() {
         metrics.observe_batch(images.len());
     }
-    Ok((classifier, images))
 }
 
 pub async fn predict(
@@ -104,6 +108,7 @@ pub async fn predict(
             images.len()
         )));
     }
+    record_batch(&req, &images);
 
     let mut results = classify(&state, classifier.clone(), images, query.top_k).await?;
     let result = results.remove(0);
@@ -127,6 +132,7 @@ pub async fn predict_batch(
             limit: state.max_batch,
         });
     }
+    record_batch(&req, &images);
 
     let results = classify(&state, classifier.clone(), images, query.top_k).await?;
     Ok(HttpResponse::Ok().json(BatchResponse {

@@ -20,7 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use process::ProcessCollector;
 
-use crate::error::Error;
+use crate::error::{Error, CLIENT_ERROR_KINDS};
 use crate::model::ModelInfo;
 
 pub const PREFIX: &str = "petal";
@@ -36,6 +36,10 @@ pub const IMAGES_CLASSIFIED: &str = "images_classified"; // petal_images_classif
 pub const MODEL_INFO: &str = "model_info";
 /// The route label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// Where the metrics are served. Prometheus' scrapes of it are not counted as in flight.
+pub const METRICS_PATH: &str = "/metrics";
+/// The status classes every route's request counter starts with, at zero.
+const STATUS_CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
 /// The exposition Prometheus asks for (in its `Accept` header).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The classic text exposition, for clients that do not ask for OpenMetrics (curl, promtool).
@@ -123,7 +127,10 @@ impl Default for Metrics {
         let requests = Family::default();
         let request_duration = HistogramFamily::new_with_constructor(request_histogram);
         let in_flight = Gauge::default();
-        let rejected = Family::default();
+        let rejected: Family<KindLabels, Counter> = Family::default();
+        for kind in CLIENT_ERROR_KINDS {
+            rejected.get_or_create(&KindLabels { kind }).inc_by(0);
+        }
         let batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
         let model_info = Family::default();
         let model = Arc::new(ModelMetrics::new());
@@ -154,7 +161,7 @@ impl Default for Metrics {
         );
         petal.register(
             BATCH_SIZE,
-            "Images per prediction request",
+            "Images per prediction request within the image-count limit",
             batch_size.clone(),
         );
         let stages = [
@@ -250,7 +257,23 @@ impl Metrics {
         self.model_info.get_or_create(&labels).set(1);
     }
 
-    /// Records how many images one prediction request carried.
+    /// Starts the request counters of `route` at zero for each of `methods` and each status
+    /// class, so that the first request of a kind already shows in a rate (Prometheus' `rate`
+    /// needs two samples of a series).
+    pub fn prepare_route(&self, route: &str, methods: impl IntoIterator<Item = &'static str>) {
+        for method in methods {
+            for status in STATUS_CLASSES {
+                let labels = RequestLabels {
+                    route: route.to_string(),
+                    method,
+                    status,
+                };
+                self.requests.get_or_create(&labels).inc_by(0);
+            }
+        }
+    }
+
+    /// Records how many images one accepted prediction request carried.
     pub fn observe_batch(&self, images: usize) {
         self.batch_size.observe(images as f64);
     }
@@ -285,9 +308,15 @@ pub async fn track(
         return next.call(req).await;
     };
 
-    metrics.in_flight.inc();
+    // A scrape would otherwise always see itself in flight.
+    let counted = route != METRICS_PATH;
+    if counted {
+        metrics.in_flight.inc();
+    }
     let result = next.call(req).await;
-    metrics.in_flight.dec();
+    if counted {
+        metrics.in_flight.dec();
+    }
 
     let (status, error) = match &result {
         Ok(res) => (res.status().as_u16(), res.response().error()),
