@@ -34,7 +34,7 @@ for connections in 1 2 4; do
     echo "== $connections connection(s), ${seconds}s"
     wrk -t "$connections" -c "$connections" -d "${seconds}s" --latency \
         -s benches/post-image.lua "http://127.0.0.1:$port/predict" \
-        | grep -E 'Requests/sec|50%|90%|99%|non-200|requests in'
+        | grep -E 'Requests/sec|^ +(50|90|99)%|non-200|requests in'
 done
 
 echo "resident after the load: $(rss "$pid")"
