@@ -14,10 +14,21 @@ triples=("$@")
 [ ${#triples[@]} -gt 0 ] || triples=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
 
 target_dir="${CARGO_TARGET_DIR:-target}"
+installed="$(rustup target list --installed)"
+
+# Every target is checked before any is built, so a missing one fails at once, not after the
+# others' builds.
+for triple in "${triples[@]}"; do
+    if ! grep -qx "$triple" <<<"$installed" && [ "${PETAL_BUILD_STD:-0}" != 1 ]; then
+        echo "no std for $triple: run 'rustup target add $triple'; where the toolchain mirror has" \
+            "none (it answers 404), set PETAL_BUILD_STD=1 to build it from source" >&2
+        exit 1
+    fi
+done
 
 for triple in "${triples[@]}"; do
     args=(zigbuild --locked --release --bin petal --target "$triple")
-    if rustup target list --installed | grep -qx "$triple"; then
+    if grep -qx "$triple" <<<"$installed"; then
         echo "building $triple"
         cargo "${args[@]}"
         continue
@@ -25,10 +36,6 @@ for triple in "${triples[@]}"; do
 
     # Some toolchain mirrors have no prebuilt std for a target (armv7 musl, seen in CI): build
     # std from source instead. Opt-in, because it needs nightly features (RUSTC_BOOTSTRAP).
-    if [ "${PETAL_BUILD_STD:-0}" != 1 ]; then
-        echo "no std for $triple: run 'rustup target add $triple', or set PETAL_BUILD_STD=1" >&2
-        exit 1
-    fi
     # RUSTC_BOOTSTRAP changes what the host's build scripts and proc macros (proc-macro2, for
     # one) compile to, so this build keeps them in a directory of its own: sharing them would
     # rebuild every dependency of the other targets on the next run. The binary is then copied

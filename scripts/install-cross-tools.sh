@@ -12,8 +12,11 @@ ZIG_VENV="${ZIG_VENV:-/var/cache/petal/zig-venv}"
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 # armv7: a prebuilt std where the toolchain mirror has one; scripts/cross-build.sh builds std from
 # source otherwise (PETAL_BUILD_STD=1), which needs rust-src.
-rustup target add armv7-unknown-linux-musleabihf 2>/dev/null \
-    || rustup component add rust-src
+if ! rustup target add armv7-unknown-linux-musleabihf 2>/dev/null; then
+    rustup component add rust-src
+    echo "note: this toolchain mirror has no prebuilt std for armv7-unknown-linux-musleabihf;" \
+        "build with PETAL_BUILD_STD=1 (make cross, make cross-test) to compile it from source" >&2
+fi
 
 # The venv is (re)made when the pinned versions change; the stamp records them.
 stamp="ziglang==$ZIG_VERSION cargo-zigbuild==$ZIGBUILD_VERSION"
