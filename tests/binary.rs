@@ -62,8 +62,15 @@ fn start_server_with(model: &Path, env: &[(&str, &str)]) -> Server {
         }
     });
 
+    // Owned by a `Server` from here on, so that a failed start still kills the child.
+    let mut server = Server {
+        child,
+        url: String::new(),
+        log,
+    };
     loop {
-        let line = log
+        let line = server
+            .log
             .recv_timeout(Duration::from_secs(180))
             .expect("petal reports ready within 3 minutes");
         if let Some((_, rest)) = line.split_once("ready: ") {
@@ -71,11 +78,8 @@ fn start_server_with(model: &Path, env: &[(&str, &str)]) -> Server {
                 .split_whitespace()
                 .find(|w| w.starts_with("http://"))
                 .expect("address in the ready line");
-            return Server {
-                child,
-                url: url.to_string(),
-                log,
-            };
+            server.url = url.to_string();
+            return server;
         }
     }
 }
