@@ -99,29 +99,25 @@ pub fn app(
         Error::InvalidParameter(message).into()
     });
 
-    let resource = {
+    // Each path with its route, its 405 answer and its counters.
+    let at = {
         let metrics = metrics.clone();
         move |path, allow, route| resource(&metrics, path, allow, route)
     };
-    let post = web::post;
     App::new()
         .app_data(state)
         .app_data(metrics)
         .app_data(query_errors)
-        .service(resource("/predict", "POST", post().to(routes::predict)))
-        .service(resource(
+        .service(at("/predict", "POST", web::post().to(routes::predict)))
+        .service(at(
             "/predict/batch",
             "POST",
-            post().to(routes::predict_batch),
+            web::post().to(routes::predict_batch),
         ))
-        .service(resource("/health", "GET, HEAD", get().to(routes::health)))
-        .service(resource("/ready", "GET, HEAD", get().to(routes::ready)))
-        .service(resource("/model", "GET, HEAD", get().to(routes::model)))
-        .service(resource(
-            METRICS_PATH,
-            "GET, HEAD",
-            get().to(routes::metrics),
-        ))
+        .service(at("/health", "GET, HEAD", get().to(routes::health)))
+        .service(at("/ready", "GET, HEAD", get().to(routes::ready)))
+        .service(at("/model", "GET, HEAD", get().to(routes::model)))
+        .service(at(METRICS_PATH, "GET, HEAD", get().to(routes::metrics)))
         .default_service(web::to(routes::not_found))
         .wrap(from_fn(metrics::track))
         .wrap(
