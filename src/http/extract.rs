@@ -132,7 +132,8 @@ fn read_json(body: &[u8]) -> Result<Vec<Bytes>, Error> {
         ))
     })?;
     let single = parsed.image.map(|text| ("image".to_string(), text));
-    let several = (parsed.images.into_iter().enumerate()).map(|(i, t)| (format!("images[{i}]"), t));
+    let several = parsed.images.into_iter().enumerate();
+    let several = several.map(|(i, text)| (format!("images[{i}]"), text));
     let texts: Vec<(String, String)> = single.into_iter().chain(several).collect();
     if texts.is_empty() {
         return Err(Error::EmptyImage);
